@@ -1,0 +1,97 @@
+"""Runs the real __main__.py under the project's mocks, with a stack's settings, and returns what it declared.
+
+Used by the unit tests, the loopback rehearsal (tools/rehearse.py) and the benchmark (tools/benchmark.py).
+The settings come from Pulumi.<stack>.yaml exactly as the engine hands them to the program ("project:key" ->
+string, arrays as JSON); the declared defaults of Pulumi.yaml are applied by the program itself. Encrypted
+(`secure:`) values cannot be read here, so a stand-in token is used unless one is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import runpy
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+import yaml
+
+from tools.mocks import ProviderMocks
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["name"]
+STAND_IN_TOKEN = "StandInWallarmToken0123456789abcdefXYZ=="
+SECRET_KEYS = [f"{PROJECT}:wallarmToken", f"{PROJECT}:sshPrivateKey"]
+
+
+def encode(value: Any) -> str:
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def stack_config(stack: str = "dev", token: Optional[str] = STAND_IN_TOKEN, **overrides: Any) -> dict[str, str]:
+    """The stack file's values, plus overrides (key without project prefix; None removes a key)."""
+    path = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name}: the stacks are the Pulumi.<stack>.yaml files")
+    data = yaml.safe_load(path.read_text()).get("config", {}) or {}
+    config = {k: encode(v) for k, v in data.items() if not (isinstance(v, dict) and "secure" in v)}
+    if token is not None:
+        config.setdefault(f"{PROJECT}:wallarmToken", token)
+    for key, value in overrides.items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if value is None:
+            config.pop(full, None)
+        else:
+            config[full] = encode(value)
+    return config
+
+
+@dataclasses.dataclass
+class Run:
+    mocks: ProviderMocks
+    exports: dict[str, Any]
+    """Stack outputs, resolved."""
+    secret_exports: set[str]
+    """Names of the stack outputs that are secret."""
+    error: Optional[BaseException] = None
+
+
+def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = False) -> Run:
+    """Runs __main__.py once under fresh mocks. A program error is returned in Run.error, not raised."""
+    if str(PROJECT_DIR) not in sys.path:
+        sys.path.insert(0, str(PROJECT_DIR))
+    mocks = ProviderMocks(loopback=loopback)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_all_config(config, secret_keys=[k for k in SECRET_KEYS if k in config])
+    run = Run(mocks, {}, set())
+
+    @pulumi.runtime.test
+    def program():
+        exported: dict[str, Any] = {}
+        real_export = pulumi.export
+        pulumi.export = lambda name, value: exported.__setitem__(name, value)
+        try:
+            runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+        finally:
+            pulumi.export = real_export
+        names = list(exported)
+        outs = [pulumi.Output.from_input(exported[n]) for n in names]
+        secrecy = [pulumi.Output.from_input(o.is_secret()) for o in outs]
+
+        def collect(values):
+            run.exports.update(zip(names, values[: len(names)]))
+            run.secret_exports.update(n for n, s in zip(names, values[len(names):]) if s)
+
+        return pulumi.Output.all(*outs, *secrecy).apply(collect)
+
+    try:
+        program()
+    except Exception as exc:  # noqa: BLE001 - the caller decides what a program error means
+        run.error = exc
+    return run
