@@ -44,7 +44,8 @@ class NodeArgs:
 
 
 def install_command(s: Settings, mode: str, arch: str, with_nginx: bool = False) -> str:
-    args = ["--version", s.wallarm_version, "--arch", arch, "--mode", mode, "--cloud", s.wallarm_cloud]
+    args = ["--version", s.wallarm_version, "--arch", arch, "--url", render.installer_url(s.wallarm_version, arch),
+            "--mode", mode, "--cloud", s.wallarm_cloud]
     if s.wallarm_token_type == "api":
         args += ["--group", s.wallarm_node_group]
     if with_nginx:

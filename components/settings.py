@@ -100,6 +100,8 @@ def declared_keys(project_file: Path = PROJECT_FILE) -> dict[str, dict]:
 
 
 def _fail(key: str, value: Any, allowed: str) -> SettingsError:
+    if value is None:
+        return SettingsError(f"{key} is not set: {allowed}.")
     shown = "(secret)" if value == "(secret)" else repr(value)
     return SettingsError(f"{key} is {shown}: {allowed}.")
 
@@ -155,7 +157,8 @@ class _Reader:
             return _parse(key, decl, self.raw[key])
         if "default" in decl:
             return _parse(key, decl, decl["default"])
-        raise _fail(key, None, f"it is required ({decl.get('description', '').rstrip('.')})")
+        what = decl.get("description", "").split(". ")[0].rstrip(".")
+        raise _fail(key, None, f"it is required ({what})")
 
     def optional(self, key: str) -> Any:
         """Empty strings and empty lists mean unset."""
@@ -268,9 +271,9 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     stack_config = config
     r = _Reader(project, declared_keys(), stack_config)
 
-    token = r.optional("wallarmToken")
-    if token is None:
-        raise _fail("wallarmToken", None, "it is required: set it with `pulumi config set --secret wallarmToken <token>`")
+    token = r.raw.get("wallarmToken")
+    if not token:
+        raise _fail("wallarmToken", None, "it is required, set it with `pulumi config set --secret wallarmToken <token>`")
     if not re.fullmatch(r"[A-Za-z0-9+/=._:-]{16,}", token):
         raise _fail("wallarmToken", "(secret)", "a Wallarm token is one line of at least 16 letters, digits or +/=._:-")
     cloud = _one_of("wallarmCloud", r.value("wallarmCloud"), CLOUDS)

@@ -19,7 +19,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 usage() {
   cat >&2 <<USAGE
-Usage: $SCRIPT_NAME --version X.Y.Z --arch x86_64|aarch64 --mode postanalytics|filtering --cloud US|EU|ME
+Usage: $SCRIPT_NAME --version X.Y.Z --arch x86_64|aarch64 --url https://... --mode postanalytics|filtering --cloud US|EU|ME
                    [--group GROUP] [--with-nginx] [--attempts N] [--retry-delay SECONDS]  < token
 USAGE
 }
@@ -93,11 +93,12 @@ run_installer() {
 }
 
 main() {
-  local version="" arch="" mode="" cloud="" group="" with_nginx=false attempts=5 delay=10
+  local version="" arch="" url="" mode="" cloud="" group="" with_nginx=false attempts=5 delay=10
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --version) version=${2:?}; shift 2 ;;
       --arch) arch=${2:?}; shift 2 ;;
+      --url) url=${2:?}; shift 2 ;;
       --mode) mode=${2:?}; shift 2 ;;
       --cloud) cloud=${2:?}; shift 2 ;;
       --group) group=${2:?}; shift 2 ;;
@@ -110,6 +111,7 @@ main() {
   done
   [[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "--version must be X.Y.Z, got '$version'"
   [[ $arch == x86_64 || $arch == aarch64 ]] || die "--arch must be x86_64 or aarch64, got '$arch'"
+  [[ $url == https://*/wallarm-$version.$arch-glibc.sh ]] || die "--url must be the https URL of wallarm-$version.$arch-glibc.sh, got '$url'"
   [[ $mode == postanalytics || $mode == filtering ]] || die "--mode must be postanalytics or filtering, got '$mode'"
   [[ $cloud == US || $cloud == EU || $cloud == ME ]] || die "--cloud must be US, EU or ME, got '$cloud'"
   [[ -z $group || $group =~ ^[A-Za-z0-9._-]+$ ]] || die "--group has characters a group label cannot have"
@@ -125,7 +127,6 @@ main() {
   install -d -m 0700 "$STATE_DIR" "$LOG_DIR"
   $with_nginx && install_nginx
 
-  local url="https://meganode.wallarm.com/${version%.*}/wallarm-$version.$arch-glibc.sh"
   local file="$STATE_DIR/wallarm-$version.$arch-glibc.sh"
   download "$url" "$file" "$attempts" "$delay"
   # No checksums are published; makeself verifies the archive's embedded checksum.

@@ -73,6 +73,7 @@ class Recorded:
     inputs: dict
     """Secrets unwrapped."""
     outputs: dict
+    id: str = ""
 
 
 def _pem_key(key) -> str:
@@ -144,14 +145,14 @@ class ProviderMocks(pulumi.runtime.Mocks):
             "tls:index/certRequest:CertRequest": self._cert_request,
             "tls:index/locallySignedCert:LocallySignedCert": self._locally_signed_cert,
         }.get(args.typ)
-        outputs = dict(inputs)
+        outputs = dict(args.inputs)  # secret inputs stay secret outputs, as the engine keeps them
         extra, rid = handler(args.name, inputs) if handler else ({}, None)
         outputs.update(extra)
         prefix = {"aws:ec2/securityGroup:SecurityGroup": "sg", "aws:ec2/keyPair:KeyPair": "key"}.get(args.typ, "id")
         rid = rid or self._id(prefix, args.name)
         if args.typ == "aws:ec2/keyPair:KeyPair":
             outputs.setdefault("keyName", args.name)
-        self.resources.append(Recorded(args.typ, args.name, args.inputs, inputs, outputs))
+        self.resources.append(Recorded(args.typ, args.name, args.inputs, inputs, outputs, rid))
         return rid, outputs
 
     def _instance(self, name: str, inputs: dict):
@@ -242,8 +243,8 @@ class ProviderMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         token, a = args.token, unwrap(args.args)
         if token == "aws:ec2/getInstanceType:getInstanceType":
-            if a["instanceType"] not in INSTANCE_TYPES:
-                raise Exception(f"InvalidInstanceType: {a['instanceType']}")
+            if a["instanceType"] not in INSTANCE_TYPES:  # the provider answers with a failed invoke
+                return {}, [("instanceType", f"InvalidInstanceType: {a['instanceType']}")]
             memory, arches = INSTANCE_TYPES[a["instanceType"]]
             return {"instanceType": a["instanceType"], "memorySize": memory, "supportedArchitectures": arches}, []
         if token == "aws:ec2/getVpc:getVpc":

@@ -1,0 +1,39 @@
+"""Reading what a program run declared: specs, files and certificates per host."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cryptography import x509
+
+from tools.mocks import ProviderMocks
+
+
+def instances(mocks: ProviderMocks, role: str) -> dict[str, dict]:
+    """name -> outputs of every instance of a role."""
+    return {r.name: r.outputs for r in mocks.of_type("aws:ec2/instance:Instance") if r.name.startswith(role)}
+
+
+def command(mocks: ProviderMocks, name: str) -> dict:
+    return mocks.named(name).inputs
+
+
+def spec(mocks: ProviderMocks, host: str) -> dict[str, Any]:
+    """The spec that a host's configure step sends on stdin."""
+    return json.loads(command(mocks, f"{host}-configure")["stdin"])
+
+
+def spec_file(spec_: dict, path: str) -> dict:
+    matches = [f for f in spec_["files"] if f["path"] == path]
+    assert len(matches) == 1, f"{spec_['name']}: {len(matches)} files at {path}"
+    return matches[0]
+
+
+def cert(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def sans(certificate: x509.Certificate) -> set[str]:
+    ext = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(v) for v in ext.get_values_for_type(x509.IPAddress)} | set(ext.get_values_for_type(x509.DNSName))

@@ -1,0 +1,95 @@
+"""Bad settings stop the program with one sentence naming the key, the value and what is allowed,
+before any resource is registered."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.settings import SettingsError, declared_keys
+from tools.program import run_program, stack_config
+
+# (case id, overrides of the dev stack, words the message must contain)
+BAD = [
+    ("unknown-cloud", {"wallarmCloud": "APAC"}, ["wallarmCloud", "'APAC'", "US, EU, ME"]),
+    ("lowercase-cloud", {"wallarmCloud": "us"}, ["wallarmCloud", "'us'"]),
+    ("missing-cloud", {"wallarmCloud": None}, ["wallarmCloud", "required"]),
+    ("missing-token", {"wallarmToken": None}, ["wallarmToken", "required", "--secret"]),
+    ("token-with-space", {"wallarmToken": "abc def ghi jkl mno pqr"}, ["wallarmToken", "(secret)"]),
+    ("token-type", {"wallarmTokenType": "user"}, ["wallarmTokenType", "'user'", "api, node"]),
+    ("api-token-without-group", {"wallarmNodeGroup": None}, ["wallarmNodeGroup", "api token needs a node group"]),
+    ("group-with-quote", {"wallarmNodeGroup": "dev'; rm"}, ["wallarmNodeGroup", "letters, digits"]),
+    ("version-two-parts", {"wallarmVersion": "6.12"}, ["wallarmVersion", "'6.12'", "X.Y.Z"]),
+    ("version-5x", {"wallarmVersion": "5.3.0"}, ["wallarmVersion", "6.x"]),
+    ("version-before-tls", {"wallarmVersion": "6.1.0"}, ["wallarmVersion", "6.2.0"]),
+    ("mode", {"wallarmMode": "blocking"}, ["wallarmMode", "'blocking'", "safe_blocking"]),
+    ("arena-comma", {"slabAllocArena": "2,0"}, ["slabAllocArena", "'2,0'", "float with a dot"]),
+    ("arena-zero", {"slabAllocArena": "0"}, ["slabAllocArena", "positive"]),
+    ("arena-too-big", {"slabAllocArena": "7.5"}, ["slabAllocArena", "'7.5'", "t3.large", "at most 6 GB"]),
+    ("port-out-of-range", {"wstorePort": 70000}, ["wstorePort", "70000", "1 to 65535"]),
+    ("port-not-a-number", {"wstoreTlsPort": "63a"}, ["wstoreTlsPort", "'63a'", "whole number"]),
+    ("tls-port-equals-plain", {"wstoreTlsPort": 3313}, ["wstoreTlsPort", "3313", "differ"]),
+    ("mtls-without-tls", {"tls": False}, ["mutualTls", "needs tls"]),
+    ("tls-not-boolean", {"tls": "yes"}, ["tls", "'yes'", "true or false"]),
+    ("postanalytics-zero", {"postanalyticsCount": 0}, ["postanalyticsCount", "0", "1 to 50"]),
+    ("filtering-zero", {"filteringCount": 0}, ["filteringCount", "0", "1 to 500"]),
+    ("unknown-instance-type", {"postanalyticsInstanceType": "x9.mega"}, ["postanalyticsInstanceType", "'x9.mega'", "does not offer"]),
+    ("malformed-instance-type", {"filteringInstanceType": "large"}, ["filteringInstanceType", "'large'", "instance type"]),
+    ("malformed-cidr", {"clientCidrs": ["10.0.0.300/24"]}, ["clientCidrs", "'10.0.0.300/24'", "IPv4 CIDR"]),
+    ("cidr-host-bits", {"sshAllowedCidrs": ["10.0.0.5/24"]}, ["sshAllowedCidrs", "'10.0.0.5/24'", "host bits"]),
+    ("ssh-from-world", {"sshAllowedCidrs": ["0.0.0.0/0"]}, ["sshAllowedCidrs", "'0.0.0.0/0'", "whole internet"]),
+    ("ssh-empty", {"sshAllowedCidrs": []}, ["sshAllowedCidrs", "at least one"]),
+    ("wstore-to-world", {"externalFilteringCidrs": ["0.0.0.0/0"]}, ["externalFilteringCidrs", "whole internet"]),
+    ("cidrs-not-a-list", {"clientCidrs": "10.0.0.0/8"}, ["clientCidrs", "list of strings"]),
+    ("upstream-scheme", {"protectedUpstream": "ftp://10.0.0.1"}, ["protectedUpstream", "'ftp://10.0.0.1'", "http://"]),
+    ("upstream-injection", {"protectedUpstream": "http://a;b"}, ["protectedUpstream", "no spaces"]),
+    ("missing-upstream", {"protectedUpstream": None}, ["protectedUpstream", "required"]),
+    ("os", {"os": "centos-7"}, ["os", "'centos-7'", "debian-12, ubuntu-24.04"]),
+    ("ami-format", {"amiId": "ami-xyz"}, ["amiId", "'ami-xyz'", "AMI ID"]),
+    ("ami-two-arches", {"amiId": "ami-0123456789abcdef0", "filteringInstanceType": "c7g.large"},
+     ["amiId", "aarch64", "x86_64"]),
+    ("subnets-without-vpc", {"subnetIds": ["subnet-0123456789abcdef0"]}, ["subnetIds", "vpcId"]),
+    ("public-without-private", {"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample me@host"},
+     ["sshPrivateKey", "go together"]),
+    ("renewal-beyond-validity", {"certValidityHours": 100, "certEarlyRenewalHours": 200},
+     ["certEarlyRenewalHours", "200", "0 to 99"]),
+    ("unknown-key", {"wallarmmode": "block"}, ["wallarm-postanalytics:wallarmmode", "not a setting"]),
+]
+
+
+@pytest.mark.parametrize("overrides,words", [(o, w) for _, o, w in BAD], ids=[c for c, _, _ in BAD])
+def test_bad_setting_stops_before_any_resource(overrides, words):
+    """Guards against a wrong value reaching AWS, or failing later with a message that does not say why."""
+    run = run_program(stack_config("dev", **overrides))
+    assert isinstance(run.error, SettingsError), f"{overrides} was accepted (error: {run.error!r})"
+    message = str(run.error)
+    for word in words:
+        assert word in message, f"message for {overrides} lacks {word!r}: {message}"
+    assert message.count(". ") == 0 and message.endswith("."), f"not one sentence: {message}"
+    assert run.mocks.resources == [], f"{len(run.mocks.resources)} resources were registered before the error"
+
+
+def test_every_bad_case_has_its_own_message():
+    """Guards against one generic message hiding which key is wrong."""
+    messages = {str(run_program(stack_config("dev", **o)).error) for _, o, _ in BAD}
+    assert len(messages) == len(BAD)
+
+
+def test_secret_values_are_never_echoed():
+    """Guards against a bad token being printed in an error message (and so in CI logs)."""
+    token = "not a token but a secret"
+    run = run_program(stack_config("dev", wallarmToken=token))
+    assert isinstance(run.error, SettingsError)
+    assert token not in str(run.error)
+
+
+def test_every_key_is_declared_with_type_and_description():
+    """Guards against a setting the program reads but Pulumi.yaml does not document."""
+    for key, decl in declared_keys().items():
+        assert decl.get("type") in ("string", "integer", "boolean", "array"), key
+        assert decl.get("description"), key
+
+
+def test_dev_stack_sets_only_declared_keys():
+    """Guards against a typo in the stack file being silently ignored (the program refuses unknown keys)."""
+    run = run_program(stack_config("dev"))
+    assert run.error is None, run.error

@@ -1,0 +1,87 @@
+"""A TLS stand-in for wstore and a client that connects to it as the NGINX-Wallarm module would.
+
+The stand-in listens with the server certificate and key that wstore.yaml names, and, with mutual TLS, asks
+for a client certificate signed by the CA that wstore.yaml names. The client verifies the server against
+the CA and the address it connects to, and presents the client certificate and key that the NGINX file
+names. A round trip (ping, then the stand-in's answer) completes the handshake on both sides: with TLS 1.3 a
+server refuses a client certificate only after the client's handshake has returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import ssl
+import threading
+from typing import Optional
+
+ANSWER = b"wstore-stand-in ok\n"
+
+
+class StandIn:
+    """A TLS listener on host:port that answers one line to each client it accepts."""
+
+    def __init__(self, host: str, port: int, cert_file: str, key_file: str, client_ca_file: Optional[str]):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.context.load_cert_chain(cert_file, key_file)
+        if client_ca_file:
+            self.context.verify_mode = ssl.CERT_REQUIRED
+            self.context.load_verify_locations(client_ca_file)
+        self.sock = socket.create_server((host, port))
+        self.address = self.sock.getsockname()[:2]
+        self.accepted: list[str] = []
+        """Subject CN of each accepted client (or "-" without a certificate)."""
+        self.refused: list[str] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    with self.context.wrap_socket(conn, server_side=True) as tls:
+                        tls.recv(64)
+                        peer = tls.getpeercert() or {}
+                        cn = dict(x[0] for x in peer.get("subject", ())).get("commonName", "-")
+                        tls.sendall(ANSWER)
+                        self.accepted.append(cn)
+                except (ssl.SSLError, OSError) as exc:
+                    self.refused.append(getattr(exc, "reason", None) or str(exc))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclasses.dataclass
+class Result:
+    ok: bool
+    detail: str
+
+
+def connect(host: str, port: int, ca_file: str, cert_file: Optional[str] = None, key_file: Optional[str] = None,
+            server_name: Optional[str] = None, timeout: float = 5) -> Result:
+    """Connects, verifying the server against ca_file and server_name (default: host); one round trip."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=server_name or host) as tls:
+                tls.sendall(b"ping\n")
+                answer = tls.recv(64)
+                version = tls.version()
+    except (ssl.SSLError, ssl.CertificateError) as exc:
+        return Result(False, f"TLS failed: {exc.reason if getattr(exc, 'reason', None) else exc}")
+    except OSError as exc:
+        return Result(False, f"connection failed: {exc}")
+    if answer != ANSWER:
+        return Result(False, "the server closed the connection after the handshake (client certificate refused?)")
+    return Result(True, f"{version}, server certificate verified for {server_name or host}")
