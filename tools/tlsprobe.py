@@ -78,8 +78,10 @@ def connect(host: str, port: int, ca_file: str, cert_file: Optional[str] = None,
                 tls.sendall(b"ping\n")
                 answer = tls.recv(64)
                 version = tls.version()
-    except (ssl.SSLError, ssl.CertificateError) as exc:
-        return Result(False, f"TLS failed: {exc.reason if getattr(exc, 'reason', None) else exc}")
+    except ssl.SSLCertVerificationError as exc:
+        return Result(False, f"server certificate refused: {exc.verify_message}")
+    except ssl.SSLError as exc:
+        return Result(False, f"TLS failed: {exc.reason or exc}")
     except OSError as exc:
         return Result(False, f"connection failed: {exc}")
     if answer != ANSWER:
