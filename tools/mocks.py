@@ -8,6 +8,9 @@
 - Command stdout/stderr are secret outputs, as `additional_secret_outputs` makes them for real.
 - Invokes answer what the program looks up: instance types (memory, architecture; unknown types fail as
   AWS does), the default VPC, its subnets, AMIs.
+Like a stack's state, a TLS resource whose name and inputs did not change keeps its outputs across runs in one
+process (a real `pulumi up` does not re-key an unchanged stack), so a test can change one setting and see only
+what that setting changes.
 Every registration is recorded (type, name, inputs as given, outputs) for the tests to inspect.
 """
 
@@ -17,6 +20,7 @@ import dataclasses
 import datetime
 import hashlib
 import ipaddress
+import json
 from typing import Any, Optional
 
 import pulumi
@@ -26,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
+# (type, name, inputs) -> (outputs, private key object or None): what state would keep between runs.
+_STATE: dict[tuple[str, str, str], tuple[dict, Any]] = {}
 
 # memory (MiB) and architectures, as aws:ec2/getInstanceType answers
 INSTANCE_TYPES = {
@@ -146,7 +152,10 @@ class ProviderMocks(pulumi.runtime.Mocks):
             "tls:index/locallySignedCert:LocallySignedCert": self._locally_signed_cert,
         }.get(args.typ)
         outputs = dict(args.inputs)  # secret inputs stay secret outputs, as the engine keeps them
-        extra, rid = handler(args.name, inputs) if handler else ({}, None)
+        if args.typ.startswith("tls:"):
+            extra, rid = self._kept(args.typ, args.name, inputs, handler), None
+        else:
+            extra, rid = handler(args.name, inputs) if handler else ({}, None)
         outputs.update(extra)
         prefix = {"aws:ec2/securityGroup:SecurityGroup": "sg", "aws:ec2/keyPair:KeyPair": "key"}.get(args.typ, "id")
         rid = rid or self._id(prefix, args.name)
@@ -154,6 +163,18 @@ class ProviderMocks(pulumi.runtime.Mocks):
             outputs.setdefault("keyName", args.name)
         self.resources.append(Recorded(args.typ, args.name, args.inputs, inputs, outputs, rid))
         return rid, outputs
+
+    def _kept(self, typ: str, name: str, inputs: dict, handler) -> dict:
+        key = (typ, name, json.dumps(inputs, sort_keys=True, default=str))
+        if key not in _STATE:
+            before = set(self._keys)
+            extra, _ = handler(name, inputs)
+            made = [self._keys[pem] for pem in set(self._keys) - before]
+            _STATE[key] = (extra, made[0] if made else None)
+        extra, private = _STATE[key]
+        if private is not None:
+            self._keys[_pem_key(private)] = private
+        return extra
 
     def _instance(self, name: str, inputs: dict):
         private_ip, public_ip = self._address(name)
