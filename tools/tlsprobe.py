@@ -21,11 +21,15 @@ ANSWER = b"wstore-stand-in ok\n"
 class StandIn:
     """A TLS listener on host:port that answers one line to each client it accepts."""
 
-    def __init__(self, host: str, port: int, cert_file: str, key_file: str, client_ca_file: Optional[str]):
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.load_cert_chain(cert_file, key_file)
-        if client_ca_file:
+    def __init__(self, host: str, port: int, cert_file: Optional[str], key_file: Optional[str],
+                 client_ca_file: Optional[str]):
+        """Without cert_file, a plain TCP listener (wstore with TLS off)."""
+        self.context = None
+        if cert_file:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+            self.context.load_cert_chain(cert_file, key_file)
+        if client_ca_file and self.context:
             self.context.verify_mode = ssl.CERT_REQUIRED
             self.context.load_verify_locations(client_ca_file)
         self.sock = socket.create_server((host, port))
@@ -45,6 +49,11 @@ class StandIn:
             with conn:
                 conn.settimeout(5)
                 try:
+                    if self.context is None:
+                        conn.recv(64)
+                        conn.sendall(ANSWER)
+                        self.accepted.append("-")
+                        continue
                     with self.context.wrap_socket(conn, server_side=True) as tls:
                         tls.recv(64)
                         peer = tls.getpeercert() or {}
@@ -55,13 +64,30 @@ class StandIn:
                     self.refused.append(getattr(exc, "reason", None) or str(exc))
 
     def close(self) -> None:
+        # close() alone leaves a thread blocked in accept() holding the port on Linux; shutdown() wakes it.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        self._thread.join(timeout=5)
 
 
 @dataclasses.dataclass
 class Result:
     ok: bool
     detail: str
+
+
+def connect_plain(host: str, port: int, timeout: float = 5) -> Result:
+    """One round trip over plain TCP."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"ping\n")
+            answer = sock.recv(64)
+    except OSError as exc:
+        return Result(False, f"connection failed: {exc}")
+    return Result(answer == ANSWER, "plain TCP" if answer == ANSWER else "no answer")
 
 
 def connect(host: str, port: int, ca_file: str, cert_file: Optional[str] = None, key_file: Optional[str] = None,

@@ -1,0 +1,229 @@
+"""Loopback rehearsal: see exactly what every host of a stack will get, and that it connects, before `pulumi up`.
+
+    python -m tools.rehearse --stack dev [--set postanalyticsCount=2 ...] [--keep DIR]
+
+1. Runs the program under the project's mocks with the stack's settings (Pulumi.<stack>.yaml), the mocked
+   postanalytics servers on 127.0.0.x addresses.
+2. Applies every host's steps (the exact command text and stdin the program declares) into its own sandbox.
+3. Starts a TLS stand-in for each wstore from its rendered wstore.yaml: the TLS address, certificate and key,
+   and the client CA when mutual TLS is on (plain TCP when TLS is off).
+4. For every filtering node, reads the rendered NGINX file with crossplane and `nginx -t` (Wallarm directives set
+   aside), and connects to every `server` of the wallarm_wstore upstream with the CA, certificate and key files
+   that the NGINX file names, verifying the server certificate against the address it connects to.
+5. Runs each node's health check against a status service that reports the failed connections as tnt_errors.
+Prints a report and exits 1 when anything failed. No cloud, no Pulumi CLI, nothing leaves this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import yaml
+
+from components import render
+from tools.nginxconf import nginx_test, parse_text
+from tools.program import run_program, stack_config
+from tools.sandbox import Sandbox, replay
+from tools.tlsprobe import StandIn, connect, connect_plain
+
+Tamper = Callable[[dict[str, Sandbox]], None]
+
+
+@dataclasses.dataclass
+class Report:
+    ok: bool = True
+    lines: list[str] = dataclasses.field(default_factory=list)
+    failures: list[str] = dataclasses.field(default_factory=list)
+    connections: int = 0
+
+    def say(self, line: str = "") -> None:
+        self.lines.append(line)
+
+    def fail(self, line: str) -> None:
+        self.ok = False
+        self.failures.append(line.strip())
+        self.say(line + "   <-- FAILED")
+
+
+def _hosts(run, role: str) -> list[str]:
+    return [r.name for r in run.mocks.of_type("aws:ec2/instance:Instance") if r.name.startswith(role)]
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)
+
+
+def _apply(run, host: str, sandbox: Sandbox, report: Report) -> bool:
+    results = replay(run.mocks, host, sandbox, steps=("wait", "install", "configure"))
+    summary = ", ".join(f"{r.step} {'ok' if r.returncode == 0 else f'exit {r.returncode}'}" for r in results)
+    report.say(f"  steps: {summary}")
+    if not results or results[-1].returncode != 0:
+        last = results[-1] if results else None
+        report.fail(f"  {host}: {last.step if last else 'no step'} failed: "
+                    f"{(last.stderr.strip().splitlines() or ['?'])[-1] if last else ''}")
+        return False
+    changed = json.loads(results[-1].stdout)["changed"]
+    report.say(f"  files written: {', '.join(changed) or 'none'}")
+    return True
+
+
+def _start_wstore(host: str, sandbox: Sandbox, report: Report) -> Optional[StandIn]:
+    service = yaml.safe_load(sandbox.path(render.WSTORE_YAML).read_text())["service"]
+    tls = service.get("TLS") or {}
+    if tls.get("enabled"):
+        mutual = (tls.get("mutualTLS") or {}).get("enabled")
+        address = tls["address"]
+        cert, key = sandbox.path(tls["certFile"]), sandbox.path(tls["keyFile"])
+        client_ca = sandbox.path(tls["mutualTLS"]["clientCACertFile"]) if mutual else None
+        kind = "TLS, client certificates required" if mutual else "TLS"
+    else:
+        address, cert, key, client_ca, kind = service["address"], None, None, None, "plain TCP"
+    report.say(f"  listener: {address} ({kind}); plain listener {service['address']}"
+               + (" (loopback only)" if tls.get("enabled") and service["address"].startswith("127.0.0.1:") else ""))
+    if tls.get("enabled") and not service["address"].startswith("127.0.0.1:"):
+        report.fail(f"  {host}: the plain listener {service['address']} is not on loopback while TLS is on")
+    try:
+        h, p = _split(address)
+        return StandIn(h, p, str(cert) if cert else None, str(key) if key else None,
+                       str(client_ca) if client_ca else None)
+    except (OSError, ValueError) as exc:
+        report.fail(f"  {host}: cannot start the wstore stand-in on {address}: {exc}")
+        return None
+
+
+def _check_filtering(host: str, sandbox: Sandbox, wstore: dict[str, str], report: Report) -> int:
+    """Checks one node's NGINX file and connects to each upstream server; returns the failed connections."""
+    text = sandbox.path(render.NGINX_CONF).read_text()
+    try:
+        top = parse_text(text)
+    except ValueError as exc:
+        report.fail(f"  {host}: crossplane cannot parse {render.NGINX_CONF}: {exc}")
+        return 1
+    ok, err = nginx_test(text)
+    report.say("  nginx: crossplane parse ok; " + ("nginx -t ok (Wallarm directives set aside)" if ok else ""))
+    if not ok:
+        report.fail(f"  {host}: nginx -t failed: {err}")
+    directives = {d["directive"]: d["args"] for d in top if d["directive"].startswith("wallarm_")}
+    upstream = next((d for d in top if d["directive"] == "upstream" and d["args"] == [render.WSTORE_UPSTREAM]), None)
+    if upstream is None:
+        report.fail(f"  {host}: no upstream {render.WSTORE_UPSTREAM} in {render.NGINX_CONF}")
+        return 1
+    servers = [d["args"][0] for d in upstream["block"] if d["directive"] == "server"]
+    ssl_on = "ssl=on" in directives.get("wallarm_wstore_upstream", [])
+    files = {k: str(sandbox.path(v[0])) for k, v in directives.items() if k.startswith("wallarm_wstore_ssl_")}
+    failed = 0
+    for name, address in wstore.items():
+        if address not in servers:
+            report.fail(f"  {host}: upstream lacks {name} ({address})")
+            failed += 1
+    for server in servers:
+        h, p = _split(server)
+        if ssl_on:
+            result = connect(h, p, files.get("wallarm_wstore_ssl_ca_cert_file", ""),
+                             files.get("wallarm_wstore_ssl_cert_file"), files.get("wallarm_wstore_ssl_key_file"))
+        else:
+            result = connect_plain(h, p)
+        report.connections += 1
+        presented = ", client certificate presented" if files.get("wallarm_wstore_ssl_cert_file") else ""
+        line = f"  upstream {server} -> ok: {result.detail}{presented}"
+        if result.ok:
+            report.say(line)
+        else:
+            report.fail(f"  {host}: upstream {server}: {result.detail}")
+            failed += 1
+    return failed
+
+
+def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Optional[Path] = None,
+             tamper: Optional[Tamper] = None) -> Report:
+    report, started = Report(), time.monotonic()
+    run = run_program(stack_config(stack, **(overrides or {})), stack=stack, loopback=True)
+    if run.error is not None:
+        report.fail(f"the program stops: {run.error}")
+        return report
+    base = Path(workdir or tempfile.mkdtemp(prefix="wallarm-rehearsal-"))
+    pa_hosts, f_hosts = _hosts(run, "postanalytics"), _hosts(run, "filtering")
+    user = run.mocks.of_type("command:remote:Command")[0].inputs["connection"]["user"]
+    sandboxes = {h: Sandbox(base / h, user=user) for h in pa_hosts + f_hosts}
+    tls_on = bool(run.exports.get("caCertificate"))
+    report.say(f"Loopback rehearsal of stack {stack}: {len(pa_hosts)} postanalytics, {len(f_hosts)} filtering, "
+               f"TLS {'on' if tls_on else 'off'} (sandboxes in {base})")
+    applied = {}
+    for host in pa_hosts + f_hosts:
+        report.say(f"{host}")
+        applied[host] = _apply(run, host, sandboxes[host], report)
+    if tamper:
+        tamper(sandboxes)
+    stand_ins, wstore = [], {}
+    try:
+        report.say("wstore stand-ins")
+        for host in pa_hosts:
+            if not applied[host]:
+                continue
+            report.say(f" {host}")
+            stand_in = _start_wstore(host, sandboxes[host], report)
+            if stand_in:
+                stand_ins.append(stand_in)
+                wstore[host] = f"{stand_in.address[0]}:{stand_in.address[1]}"
+        for host in f_hosts:
+            if not applied[host]:
+                continue
+            report.say(f" {host}")
+            failed = _check_filtering(host, sandboxes[host], wstore, report)
+            status = json.dumps({"requests": 1, "attacks": 1, "tnt_errors": failed})
+            [health] = replay(run.mocks, host, sandboxes[host], steps=("health",), upload=False,
+                              STUB_STATUS_JSON=status)
+            if health.returncode == 0:
+                report.say("  health check: ok (tnt_errors 0)")
+            else:
+                last = health.stderr.strip().splitlines()[-1]
+                report.fail(f"  {host}: health check: {last.split('ERROR: ', 1)[-1]}")
+    finally:
+        for stand_in in stand_ins:
+            stand_in.close()
+    verdict = "OK" if report.ok else "FAILED"
+    report.say(f"Result: {verdict}: {report.connections} upstream connections, {len(report.failures)} failures, "
+               f"{time.monotonic() - started:.1f}s")
+    if workdir is None and report.ok:
+        shutil.rmtree(base, ignore_errors=True)
+    return report
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.rehearse", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to rehearse (default dev)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting for this rehearsal (JSON values: 2, true, [\"10.0.0.0/8\"])")
+    parser.add_argument("--keep", type=Path, help="keep the sandboxes in this directory")
+    args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set takes KEY=VALUE, got {item!r}")
+        overrides[key] = _value(value)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    report = rehearse(args.stack, overrides, args.keep)
+    print("\n".join(report.lines))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
