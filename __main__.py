@@ -36,14 +36,17 @@ nginx_conf = upstream.apply(lambda u: render.render_nginx_conf(u, s.protected_up
 filtering = [FilteringNode(f"filtering-{i}", node_args(f_ami, i, firewall.filtering_sg_id), firewall, nginx_conf)
              for i in range(s.filtering_count)]
 
-# With mutual TLS, wstore starts asking for client certificates only once every NGINX has one.
+# Order: every filtering node configured -> every postanalytics server configured -> each node's health check.
+# wstore asks for client certificates only once every NGINX has one (mutual TLS), and each check runs after
+# every node is configured, through N x M links rather than M x (N + M).
 for p in postanalytics:
-    p.configure(after=[f.configured for f in filtering] if s.mutual_tls else [])
-configured = [p.configured for p in postanalytics] + [f.configured for f in filtering]
-fingerprint = pulumi.Output.unsecret(pulumi.Output.all(*[n.spec for n in postanalytics + filtering]).apply(
-    lambda specs: hashlib.sha256("".join(specs).encode()).hexdigest()))
+    p.configure(after=[f.configured for f in filtering])
+wstore_specs = pulumi.Output.all(*[p.spec for p in postanalytics])
 for f in filtering:
-    f.check_health(after=configured, fingerprint=fingerprint)
+    # The check runs again whenever this node's or any wstore's configuration changes.
+    fingerprint = pulumi.Output.unsecret(pulumi.Output.all(f.spec, wstore_specs).apply(
+        lambda v: hashlib.sha256((v[0] + "".join(v[1])).encode()).hexdigest()))
+    f.check_health(after=[p.configured for p in postanalytics], fingerprint=fingerprint)
 
 pulumi.export("postanalyticsPrivateIps", pulumi.Output.all(*[p.private_ip for p in postanalytics]))
 pulumi.export("filteringPublicIps", pulumi.Output.all(*[f.public_ip for f in filtering]))
