@@ -31,6 +31,8 @@ class FilteringNode(pulumi.ComponentResource):
     """The configure step's stdin (secret: it carries the client key)."""
     configured: remote.Command
     """The configure step."""
+    health: Optional[remote.Command] = None
+    """The health check, once check_health() has declared it."""
 
     def __init__(self, name: str, args: NodeArgs, firewall: Firewall, nginx_conf: pulumi.Output[str],
                  opts: Optional[pulumi.ResourceOptions] = None):
@@ -71,4 +73,5 @@ class FilteringNode(pulumi.ComponentResource):
     def check_health(self, after: Sequence[pulumi.Resource], fingerprint: pulumi.Input[str]) -> remote.Command:
         """Test attack, then wallarm-status with tnt_errors 0; runs again whenever `fingerprint` changes."""
         create = script_command("health-check.sh", "--node", self.name)
-        return self.steps.command("health", create, [self.configured, *after], triggers=[fingerprint])
+        self.health = self.steps.command("health", create, [self.configured, *after], triggers=[fingerprint])
+        return self.health

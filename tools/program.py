@@ -60,6 +60,8 @@ class Run:
     secret_exports: set[str]
     """Names of the stack outputs that are secret."""
     error: Optional[BaseException] = None
+    namespace: dict = dataclasses.field(default_factory=dict)
+    """The program's globals after it ran (its components), for tests of the dependency graph."""
 
 
 def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = False) -> Run:
@@ -77,7 +79,7 @@ def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = Fal
         real_export = pulumi.export
         pulumi.export = lambda name, value: exported.__setitem__(name, value)
         try:
-            runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+            run.namespace.update(runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__"))
         finally:
             pulumi.export = real_export
         names = list(exported)
