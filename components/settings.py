@@ -22,7 +22,6 @@ import yaml
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 CLOUDS = ("US", "EU", "ME")
-API_HOSTS = {"US": "us1.api.wallarm.com", "EU": "api.wallarm.com", "ME": "me1.api.wallarm.com"}
 TOKEN_TYPES = ("api", "node")
 MODES = ("off", "monitoring", "safe_blocking", "block")
 OPERATING_SYSTEMS = ("debian-12", "ubuntu-24.04")
@@ -84,10 +83,6 @@ class Settings:
     vpc_id: Optional[str]
     subnet_ids: tuple[str, ...]
     root_volume_gb: int
-
-    @property
-    def api_host(self) -> str:
-        return API_HOSTS[self.wallarm_cloud]
 
     @property
     def ssh_user(self) -> str:

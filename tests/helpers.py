@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import datetime
+
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tools.mocks import ProviderMocks
 
@@ -37,3 +42,15 @@ def cert(pem: str) -> x509.Certificate:
 def sans(certificate: x509.Certificate) -> set[str]:
     ext = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return {str(v) for v in ext.get_values_for_type(x509.IPAddress)} | set(ext.get_values_for_type(x509.DNSName))
+
+
+def rogue_pair(cn: str) -> tuple[bytes, bytes]:
+    """A self-signed certificate and key (PEM) from no CA of the stack's."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

@@ -45,20 +45,22 @@ def _restarts(sandbox: Sandbox) -> list[str]:
     return [c for c in sandbox.calls() if c.startswith(("systemctl restart", "systemctl reload"))]
 
 
+def _applied(host: str, base: Path):
+    """The dev stack's run and a sandbox where `host`'s steps all ran once."""
+    run = program_run()
+    sandbox = Sandbox(base / host)
+    _ok(replay(run.mocks, host, sandbox))
+    return run, sandbox
+
+
 @pytest.fixture
 def postanalytics(tmp_path):
-    run = program_run()
-    sandbox = Sandbox(tmp_path / "pa")
-    _ok(replay(run.mocks, "postanalytics-0", sandbox))
-    return run, sandbox
+    return _applied("postanalytics-0", tmp_path)
 
 
 @pytest.fixture
 def filtering(tmp_path):
-    run = program_run()
-    sandbox = Sandbox(tmp_path / "f")
-    _ok(replay(run.mocks, "filtering-0", sandbox))
-    return run, sandbox
+    return _applied("filtering-0", tmp_path)
 
 
 def test_first_run_installs_and_configures_postanalytics(postanalytics):

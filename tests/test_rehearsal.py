@@ -3,16 +3,12 @@ faults in what the hosts get."""
 
 from __future__ import annotations
 
-import datetime
 import re
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from components import render
+from tests.helpers import rogue_pair
 from tools.rehearse import main, rehearse
 
 
@@ -34,17 +30,6 @@ def test_rehearsal_passes(overrides, tmp_path):
         assert text.count("server certificate verified") == pa * f
 
 
-def _rogue_pair(cn: str) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(7).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
 def swap_server_certificates(sandboxes):
     """postanalytics-0 serves postanalytics-1's certificate: right CA, wrong IP."""
     a, b = sandboxes["postanalytics-0"], sandboxes["postanalytics-1"]
@@ -53,7 +38,7 @@ def swap_server_certificates(sandboxes):
 
 
 def client_from_another_ca(sandboxes):
-    cert, key = _rogue_pair("filtering-0")
+    cert, key = rogue_pair("filtering-0")
     sandboxes["filtering-0"].path(render.NGINX_CLIENT_CERT).write_bytes(cert)
     sandboxes["filtering-0"].path(render.NGINX_CLIENT_KEY).write_bytes(key)
 

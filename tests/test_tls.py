@@ -4,20 +4,16 @@ server certificate checked against another address is refused."""
 
 from __future__ import annotations
 
-import datetime
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from components import render
 from tests.conftest import program_run
-from tests.helpers import spec, spec_file
-from tools.tlsprobe import StandIn, connect
+from tests.helpers import rogue_pair, spec, spec_file
+from tools.tlsprobe import Result, StandIn, connect
 
 
 @pytest.fixture(scope="module")
@@ -37,68 +33,51 @@ def material(tmp_path_factory):
     return d, ips
 
 
-def _stand_in(d: Path, mutual: bool) -> StandIn:
-    return StandIn("127.0.0.1", 0, str(d / "server.crt"), str(d / "server.key"),
-                   str(d / "server-ca.crt") if mutual else None)
+def _handshake(d: Path, mutual: bool, server_name: str, cert: Optional[Path] = None,
+               key: Optional[Path] = None) -> tuple[Result, list[str]]:
+    """One connection to a wstore stand-in with postanalytics-0's files; returns it and the accepted clients."""
+    server = StandIn("127.0.0.1", 0, str(d / "server.crt"), str(d / "server.key"),
+                     str(d / "server-ca.crt") if mutual else None)
+    try:
+        result = connect("127.0.0.1", server.address[1], str(d / "ca.crt"), str(cert) if cert else None,
+                         str(key) if key else None, server_name=server_name)
+        return result, server.accepted
+    finally:
+        server.close()
 
 
 def test_mutual_tls_handshake(material):
     """Guards against certificates that look right but cannot complete mutual TLS."""
     d, ips = material
-    server = _stand_in(d, mutual=True)
-    try:
-        result = connect("127.0.0.1", server.address[1], str(d / "ca.crt"), str(d / "client.crt"),
-                         str(d / "client.key"), server_name=ips[0])
-        assert result.ok, result.detail
-        assert server.accepted == ["filtering-0"]
-    finally:
-        server.close()
+    result, accepted = _handshake(d, True, ips[0], d / "client.crt", d / "client.key")
+    assert result.ok, result.detail
+    assert accepted == ["filtering-0"]
 
 
 def test_client_without_certificate_is_refused(material):
     """Guards against wstore accepting any client once mutual TLS is on."""
     d, ips = material
-    server = _stand_in(d, mutual=True)
-    try:
-        result = connect("127.0.0.1", server.address[1], str(d / "ca.crt"), server_name=ips[0])
-        assert not result.ok, "a client without a certificate got through"
-        assert server.accepted == []
-    finally:
-        server.close()
+    result, accepted = _handshake(d, True, ips[0])
+    assert not result.ok, "a client without a certificate got through"
+    assert accepted == []
 
 
 def test_server_certificate_names_only_its_own_server(material):
     """Guards against a server certificate that would pass for another postanalytics server's address."""
     d, ips = material
-    server = _stand_in(d, mutual=False)
-    try:
-        assert connect("127.0.0.1", server.address[1], str(d / "ca.crt"), server_name=ips[0]).ok
-        wrong = connect("127.0.0.1", server.address[1], str(d / "ca.crt"), server_name=ips[1])
-        assert not wrong.ok and "IP address mismatch" in wrong.detail, wrong.detail
-    finally:
-        server.close()
+    assert _handshake(d, False, ips[0])[0].ok
+    wrong, _ = _handshake(d, False, ips[1])
+    assert not wrong.ok and "IP address mismatch" in wrong.detail, wrong.detail
 
 
 def test_client_from_another_ca_is_refused(material, tmp_path):
     """Guards against wstore trusting any CA rather than the stack's own."""
     d, ips = material
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intruder")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    rogue = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-             .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-             .sign(key, hashes.SHA256()))
-    (tmp_path / "rogue.crt").write_bytes(rogue.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "rogue.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                           serialization.PrivateFormat.PKCS8,
-                                                           serialization.NoEncryption()))
-    server = _stand_in(d, mutual=True)
-    try:
-        result = connect("127.0.0.1", server.address[1], str(d / "ca.crt"), str(tmp_path / "rogue.crt"),
-                         str(tmp_path / "rogue.key"), server_name=ips[0])
-        assert not result.ok and server.accepted == []
-    finally:
-        server.close()
+    cert, key = rogue_pair("intruder")
+    (tmp_path / "rogue.crt").write_bytes(cert)
+    (tmp_path / "rogue.key").write_bytes(key)
+    result, accepted = _handshake(d, True, ips[0], tmp_path / "rogue.crt", tmp_path / "rogue.key")
+    assert not result.ok and accepted == []
 
 
 def test_openssl_verifies_the_chain_and_purposes(material):
