@@ -29,6 +29,8 @@ OPERATING_SYSTEMS = ("debian-12", "ubuntu-24.04")
 TLS_MIN_VERSION = (6, 2, 0)
 MAX_POSTANALYTICS = 50
 MAX_FILTERING = 500
+# Keys whose values must be encrypted in the stack file (set with `pulumi config set --secret`).
+SECRET_KEYS = ("wallarmToken", "sshPrivateKey")
 # AWS's default quota of inbound rules per security group.
 SG_INBOUND_RULES_QUOTA = 60
 
@@ -139,6 +141,12 @@ class _Reader:
         self.decls = decls
         prefix = f"{project}:"
         self.raw = {k[len(prefix):]: v for k, v in stack_config.items() if k.startswith(prefix)}
+        secret = set(pulumi.runtime.config._SECRET_KEYS.get()) | set(pulumi.runtime.config.get_config_secret_keys_env())
+        for key in SECRET_KEYS:
+            if self.raw.get(key) and f"{prefix}{key}" not in secret:
+                raise SettingsError(
+                    f"{key} is set in plaintext in the stack file: it must be encrypted, set it with "
+                    f"`pulumi config set --secret {key} ...` (and remove the plaintext value from git history).")
         unknown = sorted(set(self.raw) - set(decls))
         if unknown:
             raise SettingsError(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from components.settings import SettingsError, declared_keys
-from tools.program import run_program, stack_config
+from tools.program import PROJECT, run_program, stack_config
 
 # (case id, overrides of the dev stack, words the message must contain)
 BAD = [
@@ -93,3 +93,19 @@ def test_dev_stack_sets_only_declared_keys():
     """Guards against a typo in the stack file being silently ignored (the program refuses unknown keys)."""
     run = run_program(stack_config("dev"))
     assert run.error is None, run.error
+
+
+@pytest.mark.parametrize("key,value", [
+    ("wallarmToken", "PlaintextToken0123456789abcdef"),
+    ("sshPrivateKey", "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"),
+])
+def test_plaintext_secrets_are_refused(key, value):
+    """Guards against a token or key committed in plaintext in Pulumi.<stack>.yaml."""
+    overrides = {key: value}
+    if key == "sshPrivateKey":
+        overrides["sshPublicKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample me@host"
+    others = [f"{PROJECT}:{k}" for k in ("wallarmToken", "sshPrivateKey") if k != key]
+    run = run_program(stack_config("dev", **overrides), secret_keys=others)
+    assert isinstance(run.error, SettingsError), run.error
+    assert f"{key} is set in plaintext" in str(run.error) and "--secret" in str(run.error)
+    assert value not in str(run.error) and run.mocks.resources == []

@@ -64,13 +64,16 @@ class Run:
     """The program's globals after it ran (its components), for tests of the dependency graph."""
 
 
-def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = False) -> Run:
+def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = False,
+                secret_keys: Optional[list[str]] = None) -> Run:
     """Runs __main__.py once under fresh mocks. A program error is returned in Run.error, not raised."""
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))
     mocks = ProviderMocks(loopback=loopback)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
-    pulumi.runtime.set_all_config(config, secret_keys=[k for k in SECRET_KEYS if k in config])
+    if secret_keys is None:  # as `pulumi config set --secret` marks them
+        secret_keys = [k for k in SECRET_KEYS if k in config]
+    pulumi.runtime.set_all_config(config, secret_keys=secret_keys)
     run = Run(mocks, {}, set())
 
     @pulumi.runtime.test
