@@ -8,7 +8,8 @@ from components import lookups, render, settings
 from components.filtering import FilteringNode
 from components.firewall import Firewall, FirewallArgs, wstore_listeners
 from components.pki import Pki, PkiArgs
-from components.postanalytics import NodeArgs, Postanalytics
+from components.host import NodeArgs
+from components.postanalytics import Postanalytics
 from components.sshkey import SshKey
 
 s = settings.load()  # raises, one sentence, before any resource is declared

@@ -16,8 +16,7 @@ from pulumi_command import remote
 
 from components import render
 from components.firewall import Firewall
-from components.host import HostSteps, create_instance, script_command
-from components.postanalytics import NodeArgs, install_command
+from components.host import HostSteps, NodeArgs, create_instance, install_command, script_command
 
 SCRIPTS = ("wait-for-boot.sh", "install-wallarm.sh", "apply_spec.py", "health-check.sh")
 
@@ -47,16 +46,13 @@ class FilteringNode(pulumi.ComponentResource):
         self.steps = HostSteps(name, self.instance, s.ssh_user, args.ssh_private_key, self)
         installed = self._install()
         self.spec = self._render_spec(nginx_conf)
-        self.configured = self.steps.command("configure", script_command("apply_spec.py", sudo=True, python=True),
-                                             [installed], stdin=self.spec)
+        self.configured = self.steps.configure(self.spec, [installed])
         self.register_outputs({"publicIp": self.public_ip, "privateIp": self.private_ip})
 
     def _install(self) -> remote.Command:
         s = self.args.settings
-        uploads = self.steps.upload(SCRIPTS)
-        wait = self.steps.command("wait", script_command("wait-for-boot.sh"), uploads)
-        return self.steps.command("install", install_command(s, "filtering", s.filtering.arch, with_nginx=True),
-                                  [wait], stdin=s.wallarm_token.apply(lambda t: t + "\n"))
+        return self.steps.install(SCRIPTS, install_command(s, "filtering", s.filtering.arch, with_nginx=True),
+                                  s.wallarm_token)
 
     def _render_spec(self, nginx_conf: pulumi.Output[str]) -> pulumi.Output[str]:
         s, pki = self.args.settings, self.args.pki

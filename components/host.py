@@ -7,19 +7,44 @@ home; secrets reach it only through a Command's stdin; stdout and stderr are sec
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
 from pulumi_command import remote
 
-from components.settings import InstanceShape
+from components import render
+from components.settings import InstanceShape, Settings
+
+if TYPE_CHECKING:
+    from components.pki import Pki
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 STAGE_DIR = "wallarm-deploy"
 STEP_TIMEOUT = pulumi.CustomTimeouts(create="40m", update="40m")
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeArgs:
+    """What either kind of node needs; shared by Postanalytics and FilteringNode."""
+
+    settings: Settings
+    """The validated stack settings."""
+    ami_id: pulumi.Input[str]
+    """AMI for this node's architecture."""
+    subnet_id: pulumi.Input[str]
+    """Subnet the node goes in."""
+    security_group_id: pulumi.Input[str]
+    """Its fleet's security group."""
+    key_name: pulumi.Input[str]
+    """EC2 key pair name."""
+    ssh_private_key: pulumi.Output[str]
+    """Private key for the remote steps (secret)."""
+    pki: Optional["Pki"] = None
+    """The CA; None when TLS is off."""
 
 
 @functools.cache
@@ -96,6 +121,16 @@ class HostSteps:
             for script in scripts
         ]
 
+    def install(self, scripts: Sequence[str], install_create: str, token: pulumi.Output[str]) -> remote.Command:
+        """upload -> wait for boot -> install, the token on the install step's stdin."""
+        uploads = self.upload(scripts)
+        wait = self.command("wait", script_command("wait-for-boot.sh"), uploads)
+        return self.command("install", install_create, [wait], stdin=token.apply(lambda t: t + "\n"))
+
+    def configure(self, spec: pulumi.Output[str], after: Sequence[pulumi.Resource]) -> remote.Command:
+        """apply_spec.py with the spec (secret) on stdin."""
+        return self.command("configure", script_command("apply_spec.py", sudo=True, python=True), after, stdin=spec)
+
     def command(self, step: str, create: str, depends_on: Sequence[pulumi.Resource],
                 stdin: Optional[pulumi.Input[str]] = None,
                 triggers: Sequence[pulumi.Input] = ()) -> remote.Command:
@@ -113,6 +148,17 @@ class HostSteps:
                 custom_timeouts=STEP_TIMEOUT,
             ),
         )
+
+
+def install_command(s: Settings, mode: str, arch: str, with_nginx: bool = False) -> str:
+    """The installer step's command text: version, architecture, URL, mode, cloud and group (no token)."""
+    args = ["--version", s.wallarm_version, "--arch", arch, "--url", render.installer_url(s.wallarm_version, arch),
+            "--mode", mode, "--cloud", s.wallarm_cloud]
+    if s.wallarm_token_type == "api":
+        args += ["--group", s.wallarm_node_group]
+    if with_nginx:
+        args.append("--with-nginx")
+    return script_command("install-wallarm.sh", *args, sudo=True)
 
 
 def script_command(script: str, *args: str, sudo: bool = False, python: bool = False) -> str:

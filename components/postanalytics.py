@@ -9,48 +9,15 @@ certificates must be on NGINX before wstore starts asking for them.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional, Sequence
 
 import pulumi
 from pulumi_command import remote
 
 from components import render
-from components.host import HostSteps, create_instance, script_command
-from components.pki import Pki
-from components.settings import Settings
+from components.host import HostSteps, NodeArgs, create_instance, install_command
 
 SCRIPTS = ("wait-for-boot.sh", "install-wallarm.sh", "apply_spec.py")
-
-
-@dataclasses.dataclass(frozen=True)
-class NodeArgs:
-    """What either kind of node needs; shared by Postanalytics and FilteringNode."""
-
-    settings: Settings
-    """The validated stack settings."""
-    ami_id: pulumi.Input[str]
-    """AMI for this node's architecture."""
-    subnet_id: pulumi.Input[str]
-    """Subnet the node goes in."""
-    security_group_id: pulumi.Input[str]
-    """Its fleet's security group."""
-    key_name: pulumi.Input[str]
-    """EC2 key pair name."""
-    ssh_private_key: pulumi.Output[str]
-    """Private key for the remote steps (secret)."""
-    pki: Optional[Pki] = None
-    """The CA; None when TLS is off."""
-
-
-def install_command(s: Settings, mode: str, arch: str, with_nginx: bool = False) -> str:
-    args = ["--version", s.wallarm_version, "--arch", arch, "--url", render.installer_url(s.wallarm_version, arch),
-            "--mode", mode, "--cloud", s.wallarm_cloud]
-    if s.wallarm_token_type == "api":
-        args += ["--group", s.wallarm_node_group]
-    if with_nginx:
-        args.append("--with-nginx")
-    return script_command("install-wallarm.sh", *args, sudo=True)
 
 
 class Postanalytics(pulumi.ComponentResource):
@@ -79,10 +46,7 @@ class Postanalytics(pulumi.ComponentResource):
 
     def _install(self) -> remote.Command:
         s = self.args.settings
-        uploads = self.steps.upload(SCRIPTS)
-        wait = self.steps.command("wait", script_command("wait-for-boot.sh"), uploads)
-        return self.steps.command("install", install_command(s, "postanalytics", s.postanalytics.arch), [wait],
-                                  stdin=s.wallarm_token.apply(lambda t: t + "\n"))
+        return self.steps.install(SCRIPTS, install_command(s, "postanalytics", s.postanalytics.arch), s.wallarm_token)
 
     def _render_spec(self) -> pulumi.Output[str]:
         s, pki = self.args.settings, self.args.pki
@@ -97,7 +61,6 @@ class Postanalytics(pulumi.ComponentResource):
                 server_cert=v[1], server_key=v[2], ca_cert=v[3])))
 
     def configure(self, after: Sequence[pulumi.Resource] = ()) -> remote.Command:
-        """Declares the configure step, after `after` (the filtering nodes' configure steps with mTLS)."""
-        self.configured = self.steps.command("configure", script_command("apply_spec.py", sudo=True, python=True),
-                                             [self.installed, *after], stdin=self.spec)
+        """Declares the configure step, after the install and `after` (every filtering node's configure step)."""
+        self.configured = self.steps.configure(self.spec, [self.installed, *after])
         return self.configured
