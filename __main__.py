@@ -43,11 +43,12 @@ filtering = [FilteringNode(f"filtering-{i}", node_args(f_ami, i, firewall.filter
 for p in postanalytics:
     p.configure(after=[f.configured for f in filtering])
 wstore_specs = pulumi.Output.all(*[p.spec for p in postanalytics])
+wstore_configured = [p.configured for p in postanalytics]
 for f in filtering:
     # The check runs again whenever this node's or any wstore's configuration changes.
     fingerprint = pulumi.Output.unsecret(pulumi.Output.all(f.spec, wstore_specs).apply(
         lambda v: hashlib.sha256((v[0] + "".join(v[1])).encode()).hexdigest()))
-    f.check_health(after=[p.configured for p in postanalytics], fingerprint=fingerprint)
+    f.check_health(after=wstore_configured, fingerprint=fingerprint)
 
 pulumi.export("postanalyticsPrivateIps", pulumi.Output.all(*[p.private_ip for p in postanalytics]))
 pulumi.export("filteringPublicIps", pulumi.Output.all(*[f.public_ip for f in filtering]))

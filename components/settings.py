@@ -141,9 +141,10 @@ class _Reader:
         self.decls = decls
         prefix = f"{project}:"
         self.raw = {k[len(prefix):]: v for k, v in stack_config.items() if k.startswith(prefix)}
-        secret = set(pulumi.runtime.config._SECRET_KEYS.get()) | set(pulumi.runtime.config.get_config_secret_keys_env())
+        secret_env = set(pulumi.runtime.get_config_secret_keys_env())
         for key in SECRET_KEYS:
-            if self.raw.get(key) and f"{prefix}{key}" not in secret:
+            full = f"{prefix}{key}"
+            if self.raw.get(key) and not (pulumi.runtime.is_config_secret(full) or full in secret_env):
                 raise SettingsError(
                     f"{key} is set in plaintext in the stack file: it must be encrypted, set it with "
                     f"`pulumi config set --secret {key} ...` (and remove the plaintext value from git history).")
@@ -271,8 +272,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     project = pulumi.get_project()
     if config is None:
         config = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    stack_config = config
-    r = _Reader(project, declared_keys(), stack_config)
+    r = _Reader(project, declared_keys(), config)
 
     token = r.raw.get("wallarmToken")
     if not token:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.settings import SettingsError, declared_keys
+from components.settings import SECRET_KEYS, SettingsError, declared_keys
 from tools.program import PROJECT, run_program, stack_config
 
 # (case id, overrides of the dev stack, words the message must contain)
@@ -104,7 +104,7 @@ def test_plaintext_secrets_are_refused(key, value):
     overrides = {key: value}
     if key == "sshPrivateKey":
         overrides["sshPublicKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample me@host"
-    others = [f"{PROJECT}:{k}" for k in ("wallarmToken", "sshPrivateKey") if k != key]
+    others = [f"{PROJECT}:{k}" for k in SECRET_KEYS if k != key]
     run = run_program(stack_config("dev", **overrides), secret_keys=others)
     assert isinstance(run.error, SettingsError), run.error
     assert f"{key} is set in plaintext" in str(run.error) and "--secret" in str(run.error)

@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
-# (type, name, inputs) -> (outputs, private key object or None): what state would keep between runs.
-_STATE: dict[tuple[str, str, str], tuple[dict, Any]] = {}
+# (type, name, inputs) -> (outputs, {private key PEM: key object} it made): what state keeps between runs.
+_STATE: dict[tuple[str, str, str], tuple[dict, dict[str, Any]]] = {}
 
 # memory (MiB) and architectures, as aws:ec2/getInstanceType answers
 INSTANCE_TYPES = {
@@ -169,11 +169,9 @@ class ProviderMocks(pulumi.runtime.Mocks):
         if key not in _STATE:
             before = set(self._keys)
             extra, _ = handler(name, inputs)
-            made = [self._keys[pem] for pem in set(self._keys) - before]
-            _STATE[key] = (extra, made[0] if made else None)
-        extra, private = _STATE[key]
-        if private is not None:
-            self._keys[_pem_key(private)] = private
+            _STATE[key] = (extra, {pem: self._keys[pem] for pem in set(self._keys) - before})
+        extra, made = _STATE[key]
+        self._keys.update(made)
         return extra
 
     def _instance(self, name: str, inputs: dict):

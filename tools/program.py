@@ -18,12 +18,13 @@ from typing import Any, Optional
 import pulumi
 import yaml
 
+from components import settings
 from tools.mocks import ProviderMocks
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["name"]
 STAND_IN_TOKEN = "StandInWallarmToken0123456789abcdefXYZ=="
-SECRET_KEYS = [f"{PROJECT}:wallarmToken", f"{PROJECT}:sshPrivateKey"]
+SECRET_KEYS = [f"{PROJECT}:{key}" for key in settings.SECRET_KEYS]
 
 
 def encode(value: Any) -> str:
