@@ -276,3 +276,17 @@ def test_shellcheck():
     targets = [str(p) for p in SCRIPTS + STUBS + [STUBS[0].parent.parent / "wallarm-installer.sh"]]
     proc = subprocess.run(["shellcheck", "-x", *targets], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_bad_mode_is_refused_by_the_wrapper_and_the_installer(tmp_path):
+    """Guards against an install in the wrong mode (or both parts on one host) going unnoticed."""
+    run = program_run()
+    sb = Sandbox(tmp_path / "mode")
+    _ok(replay(run.mocks, "postanalytics-0", sb, steps=("wait",)))
+    create = run.mocks.named("postanalytics-0-install").inputs["create"].replace("--mode postanalytics", "--mode both")
+    result = sb.run("install", create, "SomeToken0123456789abcdef\n")
+    assert result.returncode == 1 and "--mode must be postanalytics or filtering, got 'both'" in result.stderr
+    assert not any(c.startswith(("curl", "installer")) for c in sb.calls())
+    stub = subprocess.run(["sh", str(STUBS[0].parent.parent / "wallarm-installer.sh"), "--", "--batch", "-t",
+                           "SomeToken0123456789abcdef", "-c", "EU"], capture_output=True, text=True, env=sb.env())
+    assert stub.returncode != 0 and "knows postanalytics and filtering only" in stub.stderr
