@@ -8,6 +8,8 @@
 - Command stdout/stderr are secret outputs, as `additional_secret_outputs` makes them for real.
 - Invokes answer what the program looks up: instance types (memory, architecture; unknown types fail as
   AWS does), the default VPC, its subnets, AMIs.
+- The engine's and AWS's refusals (tools/aws_rules.py): a duplicate URN, a description AWS would refuse, a load
+  balancer name over 32 characters, ... fail the program here as they would fail `pulumi up`.
 Like a stack's state, a TLS resource whose name and inputs did not change keeps its outputs across runs in one
 process (a real `pulumi up` does not re-key an unchanged stack), so a test can change one setting and see only
 what that setting changes.
@@ -21,33 +23,55 @@ import datetime
 import hashlib
 import ipaddress
 import json
+import threading
 from typing import Any, Optional
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tools import aws_rules
+
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 # (type, name, inputs) -> (outputs, {private key PEM: key object} it made): what state keeps between runs.
 _STATE: dict[tuple[str, str, str], tuple[dict, dict[str, Any]]] = {}
 
-# memory (MiB) and architectures, as aws:ec2/getInstanceType answers
-INSTANCE_TYPES = {
-    "t3.medium": (4096, ["x86_64"]),
-    "t3.large": (8192, ["x86_64"]),
-    "t3.xlarge": (16384, ["x86_64"]),
-    "m6i.large": (8192, ["x86_64"]),
-    "m6i.xlarge": (16384, ["x86_64"]),
-    "c6i.large": (4096, ["x86_64"]),
-    "r6i.large": (16384, ["x86_64"]),
-    "m7g.large": (8192, ["arm64"]),
-    "c7g.large": (4096, ["arm64"]),
-    "t4g.medium": (4096, ["arm64"]),
+# memory (MiB) and architectures, as aws:ec2/getInstanceType answers: the current general-purpose, compute and
+# memory families, x86 and Graviton, in their common sizes. A type missing here is unknown to the mocks (the
+# rehearsal says so), not to AWS.
+_SIZES = {"nano": 0.5, "micro": 1, "small": 2, "medium": 4, "large": 8, "xlarge": 16, "2xlarge": 32,
+          "4xlarge": 64, "8xlarge": 128, "12xlarge": 192, "16xlarge": 256}
+_FAMILIES = {  # family -> (GiB per "large" relative to general purpose, architecture, smallest size)
+    **{f: (1, "x86_64", "large") for f in ("m5", "m5a", "m6i", "m6a", "m7i", "m7a", "m8i")},
+    **{f: (0.5, "x86_64", "large") for f in ("c5", "c5a", "c6i", "c6a", "c7i", "c7a", "c8i")},
+    **{f: (2, "x86_64", "large") for f in ("r5", "r5a", "r6i", "r6a", "r7i", "r7a", "r8i")},
+    **{f: (1, "arm64", "medium") for f in ("m6g", "m7g", "m8g")},
+    **{f: (0.5, "arm64", "medium") for f in ("c6g", "c7g", "c8g")},
+    **{f: (2, "arm64", "medium") for f in ("r6g", "r7g", "r8g")},
+    "t3": (1, "x86_64", "nano"), "t3a": (1, "x86_64", "nano"), "t4g": (1, "arm64", "nano"),
 }
-SUBNETS = ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002", "subnet-0a1b2c3d4e5f60003"]
-DEFAULT_VPC = "vpc-0a1b2c3d4e5f60718"
+INSTANCE_TYPES = {
+    f"{family}.{size}": (int(gib * ratio * 1024) if not family.startswith("t") else int(gib * 1024), [arch])
+    for family, (ratio, arch, smallest) in _FAMILIES.items()
+    for size, gib in _SIZES.items()
+    if list(_SIZES).index(size) >= list(_SIZES).index(smallest) and not (family.startswith("t") and gib > 32)
+}
+REGION = "eu-central-1"
+ZONES = [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
+# Types some zones do not offer (as aws:ec2/getInstanceTypeOfferings answers), to prove placement follows offers.
+NOT_OFFERED = {"c7g.large": {f"{REGION}c"}, "m8g.large": {f"{REGION}a", f"{REGION}b", f"{REGION}c"}}
+EXISTING_VPC = "vpc-0a1b2c3d4e5f60718"
+EXISTING_VPC_CIDR = "172.31.0.0/16"
+# Existing subnets: id -> (vpc, zone).
+SUBNETS = {
+    "subnet-0a1b2c3d4e5f60001": (EXISTING_VPC, f"{REGION}a"), "subnet-0a1b2c3d4e5f60002": (EXISTING_VPC, f"{REGION}b"),
+    "subnet-0a1b2c3d4e5f60003": (EXISTING_VPC, f"{REGION}c"), "subnet-0a1b2c3d4e5f60011": (EXISTING_VPC, f"{REGION}a"),
+    "subnet-0a1b2c3d4e5f60012": (EXISTING_VPC, f"{REGION}b"), "subnet-0a1b2c3d4e5f60013": (EXISTING_VPC, f"{REGION}c"),
+    "subnet-0fffffffffffff001": ("vpc-0fffffffffffff000", f"{REGION}a"),
+}
 CURVES = {"P224": ec.SECP224R1, "P256": ec.SECP256R1, "P384": ec.SECP384R1, "P521": ec.SECP521R1}
 KEY_USAGES = {
     "digital_signature": "digital_signature", "content_commitment": "content_commitment",
@@ -80,6 +104,12 @@ class Recorded:
     """Secrets unwrapped."""
     outputs: dict
     id: str = ""
+    urn: str = ""
+    parent: str = ""
+    """The parent's URN ("" for the stack)."""
+    options: dict = dataclasses.field(default_factory=dict)
+    """Resource options as the engine got them: ignoreChanges, replaceOnChanges, deleteBeforeReplace,
+    dependencies (URNs), additionalSecretOutputs, customTimeouts, deletedWith."""
 
 
 def _pem_key(key) -> str:
@@ -112,10 +142,44 @@ def _usage_extensions(builder: x509.CertificateBuilder, uses: list[str], is_ca: 
     return builder.add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
 
 
+_REQUEST = threading.local()
+
+
+class StrictMonitor(MockMonitor):
+    """The SDK's mock monitor, plus what the engine enforces: one URN per resource. It hands the registration
+    request (parent, options) to the mocks so that tests can read them."""
+
+    def RegisterResource(self, request):  # noqa: N802 - the engine's method name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type != "pulumi:pulumi:Stack" and urn in self.resources:
+            raise aws_rules.Refused(aws_rules.duplicate_urn(urn))
+        _REQUEST.value = (urn, request)
+        try:
+            return super().RegisterResource(request)
+        finally:
+            _REQUEST.value = None
+
+
+def _options(request) -> dict:
+    timeouts = request.customTimeouts
+    return {
+        "ignoreChanges": list(request.ignoreChanges),
+        "replaceOnChanges": list(request.replaceOnChanges),
+        "deleteBeforeReplace": request.deleteBeforeReplace,
+        "dependencies": list(request.dependencies),
+        "additionalSecretOutputs": list(request.additionalSecretOutputs),
+        "customTimeouts": {"create": timeouts.create, "update": timeouts.update, "delete": timeouts.delete},
+        "deletedWith": request.deletedWith,
+    }
+
+
 class ProviderMocks(pulumi.runtime.Mocks):
-    def __init__(self, loopback: bool = False):
+    def __init__(self, loopback: bool = False, invoke_errors: Optional[dict[str, str]] = None):
+        """invoke_errors: token -> error, for invokes that fail (credentials, permissions, throttling)."""
         self.loopback = loopback
+        self.invoke_errors = dict(invoke_errors or {})
         self.resources: list[Recorded] = []
+        self.invokes: list[tuple[str, dict]] = []
         self._counts: dict[str, int] = {}
         self._keys: dict[str, Any] = {}  # private key PEM -> key object, for signing
 
@@ -127,15 +191,16 @@ class ProviderMocks(pulumi.runtime.Mocks):
         return next(r for r in self.resources if r.name == name)
 
     # ------------------------------------------------------------ addresses
-    def _address(self, name: str) -> tuple[str, str]:
-        """(private IP, public IP) for an instance, from its role and index."""
-        role, _, index = name.rpartition("-")
+    def _address(self, inputs: dict) -> tuple[str, str]:
+        """(private IP, public IP or "") for an instance, from its Role and Node tags."""
+        tags = inputs.get("tags") or {}
+        role, _, index = tags.get("Node", "x-0").rpartition("-")
         i = int(index) if index.isdigit() else 0
-        if self.loopback:
-            subnet = 0 if role == "postanalytics" else 1
-            return f"127.0.{subnet}.{10 + i}", f"127.0.{subnet + 2}.{10 + i}"
-        subnet = 1 if role == "postanalytics" else 2
-        return f"10.0.{subnet}.{10 + i}", f"198.51.{subnet}.{10 + i}"
+        subnet = {"postanalytics": 0, "filtering": 1}.get(tags.get("Role"), 2)
+        block, host = subnet + 10 * (i // 200), 10 + i % 200
+        private = f"127.0.{block}.{host}" if self.loopback else f"10.0.{block + 1}.{host}"
+        public = f"203.0.113.{10 + i}" if inputs.get("associatePublicIpAddress") else ""
+        return private, public
 
     def _id(self, prefix: str, name: str) -> str:
         return f"{prefix}-{hashlib.sha256(name.encode()).hexdigest()[:17]}"
@@ -143,15 +208,24 @@ class ProviderMocks(pulumi.runtime.Mocks):
     # ------------------------------------------------------------ resources
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = unwrap(args.inputs)
+        aws_rules.check(args.typ, args.name, inputs)
+        urn, request = getattr(_REQUEST, "value", None) or ("", None)
         handler = {
             "aws:ec2/instance:Instance": self._instance,
+            "awsx:ec2:Vpc": self._vpc,
+            "aws:lb/loadBalancer:LoadBalancer": self._load_balancer,
+            "aws:lb/targetGroup:TargetGroup": self._arn("targetgroup"),
+            "aws:lb/listener:Listener": self._arn("listener"),
+            "command:local:Command": self._command,
             "command:remote:Command": self._command,
             "tls:index/privateKey:PrivateKey": self._private_key,
             "tls:index/selfSignedCert:SelfSignedCert": self._self_signed_cert,
             "tls:index/certRequest:CertRequest": self._cert_request,
             "tls:index/locallySignedCert:LocallySignedCert": self._locally_signed_cert,
         }.get(args.typ)
-        outputs = dict(args.inputs)  # secret inputs stay secret outputs, as the engine keeps them
+        # Secret inputs stay secret outputs, as the engine keeps them. A remote component (awsx) answers with its
+        # own outputs only: its inputs (nat_gateways settings) are not its outputs (NatGateway resources).
+        outputs = {} if args.typ.startswith("awsx:") else dict(args.inputs)
         if args.typ.startswith("tls:"):
             extra, rid = self._kept(args.typ, args.name, inputs, handler), None
         else:
@@ -161,7 +235,8 @@ class ProviderMocks(pulumi.runtime.Mocks):
         rid = rid or self._id(prefix, args.name)
         if args.typ == "aws:ec2/keyPair:KeyPair":
             outputs.setdefault("keyName", args.name)
-        self.resources.append(Recorded(args.typ, args.name, args.inputs, inputs, outputs, rid))
+        self.resources.append(Recorded(args.typ, args.name, args.inputs, inputs, outputs, rid, urn,
+                                       request.parent if request else "", _options(request) if request else {}))
         return rid, outputs
 
     def _kept(self, typ: str, name: str, inputs: dict, handler) -> dict:
@@ -175,10 +250,24 @@ class ProviderMocks(pulumi.runtime.Mocks):
         return extra
 
     def _instance(self, name: str, inputs: dict):
-        private_ip, public_ip = self._address(name)
-        dns = f"ip-{private_ip.replace('.', '-')}.eu-central-1.compute.internal"
+        private_ip, public_ip = self._address(inputs)
+        dns = f"ip-{private_ip.replace('.', '-')}.{REGION}.compute.internal"
         return {"privateIp": private_ip, "publicIp": public_ip, "privateDns": dns,
-                "arn": f"arn:aws:ec2:eu-central-1:123456789012:instance/{name}"}, self._id("i", name)
+                "arn": f"arn:aws:ec2:{REGION}:123456789012:instance/{name}"}, self._id("i", name)
+
+    def _vpc(self, name: str, inputs: dict):
+        """awsx.ec2.Vpc registers as one resource: its outputs, subnets zone by zone as awsx lays them out."""
+        zones = inputs.get("availabilityZoneNames") or ZONES[:3]
+        return {"vpcId": self._id("vpc", name),
+                "publicSubnetIds": [self._id("subnet", f"{name}-public-{z}") for z in zones],
+                "privateSubnetIds": [self._id("subnet", f"{name}-private-{z}") for z in zones]}, None
+
+    def _load_balancer(self, name: str, inputs: dict):
+        return {"arn": f"arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/net/{name}/0123456789abcdef",
+                "dnsName": f"{name}-0123456789abcdef.elb.{REGION}.amazonaws.com"}, None
+
+    def _arn(self, kind: str):
+        return lambda name, inputs: ({"arn": f"arn:aws:elasticloadbalancing:{REGION}:123456789012:{kind}/{name}/0123456789abcdef"}, None)
 
     def _command(self, name: str, inputs: dict):
         return {"stdout": pulumi.Output.secret(""), "stderr": pulumi.Output.secret("")}, None
@@ -261,15 +350,30 @@ class ProviderMocks(pulumi.runtime.Mocks):
     # ------------------------------------------------------------ invokes
     def call(self, args: pulumi.runtime.MockCallArgs):
         token, a = args.token, unwrap(args.args)
+        self.invokes.append((token, a))
+        if token in self.invoke_errors:
+            return {}, [("", self.invoke_errors[token])]
+        if token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            wanted = next(f["values"] for f in a["filters"] if f["name"] == "instance-type")
+            pairs = [(z, t) for t in wanted if t in INSTANCE_TYPES for z in ZONES if z not in NOT_OFFERED.get(t, set())]
+            return {"id": REGION, "locations": [z for z, _ in pairs], "instanceTypes": [t for _, t in pairs],
+                    "locationTypes": ["availability-zone"] * len(pairs)}, []
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"id": REGION, "names": list(ZONES), "zoneIds": [f"euc1-az{i}" for i in range(1, 4)]}, []
+        if token == "aws:ec2/getSubnet:getSubnet":
+            if a["id"] not in SUBNETS:
+                return {}, [("id", f"no matching EC2 Subnet found ({a['id']})")]
+            vpc, zone = SUBNETS[a["id"]]
+            return {"id": a["id"], "vpcId": vpc, "availabilityZone": zone, "cidrBlock": "172.31.0.0/20"}, []
         if token == "aws:ec2/getInstanceType:getInstanceType":
             if a["instanceType"] not in INSTANCE_TYPES:  # the provider answers with a failed invoke
                 return {}, [("instanceType", f"InvalidInstanceType: {a['instanceType']}")]
             memory, arches = INSTANCE_TYPES[a["instanceType"]]
             return {"instanceType": a["instanceType"], "memorySize": memory, "supportedArchitectures": arches}, []
         if token == "aws:ec2/getVpc:getVpc":
-            return {"id": DEFAULT_VPC, "default": True, "cidrBlock": "172.31.0.0/16"}, []
-        if token == "aws:ec2/getSubnets:getSubnets":
-            return {"id": "subnets", "ids": list(SUBNETS)}, []
+            if a.get("id") != EXISTING_VPC:
+                return {}, [("id", f"no matching EC2 VPC found ({a.get('id')})")]
+            return {"id": EXISTING_VPC, "default": False, "cidrBlock": EXISTING_VPC_CIDR}, []
         if token == "aws:ec2/getAmi:getAmi":
             pattern = next(f["values"][0] for f in a.get("filters", []) if f["name"] == "name")
             return {"id": self._id("ami", pattern), "name": pattern, "architecture": "x86_64"}, []

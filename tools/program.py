@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import runpy
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import pulumi
 import yaml
 
 from components import settings
-from tools.mocks import ProviderMocks
+from tools.mocks import ProviderMocks, StrictMonitor
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["name"]
@@ -63,19 +64,34 @@ class Run:
     error: Optional[BaseException] = None
     namespace: dict = dataclasses.field(default_factory=dict)
     """The program's globals after it ran (its components), for tests of the dependency graph."""
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    """What the program logged as warnings (pulumi.log.warn)."""
+
+
+class _Warnings(logging.Handler):
+    def __init__(self, sink: list[str]):
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record.getMessage())
 
 
 def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = False,
-                secret_keys: Optional[list[str]] = None) -> Run:
-    """Runs __main__.py once under fresh mocks. A program error is returned in Run.error, not raised."""
+                secret_keys: Optional[list[str]] = None, mocks: Optional[ProviderMocks] = None) -> Run:
+    """Runs __main__.py once under fresh mocks (or the given ones). A program error is returned in Run.error."""
     if str(PROJECT_DIR) not in sys.path:
         sys.path.insert(0, str(PROJECT_DIR))
-    mocks = ProviderMocks(loopback=loopback)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    mocks = mocks or ProviderMocks(loopback=loopback)
+    warnings: list[str] = []
+    logger = logging.getLogger(f"wallarm-mocks-{id(mocks)}")
+    logger.propagate, logger.handlers = False, [_Warnings(warnings)]
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=StrictMonitor(mocks),
+                             logger=logger)
     if secret_keys is None:  # as `pulumi config set --secret` marks them
         secret_keys = [k for k in SECRET_KEYS if k in config]
     pulumi.runtime.set_all_config(config, secret_keys=secret_keys)
-    run = Run(mocks, {}, set())
+    run = Run(mocks, {}, set(), warnings=warnings)
 
     @pulumi.runtime.test
     def program():
