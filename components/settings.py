@@ -2,13 +2,14 @@
 
 Every key, its type and its default are declared once, in Pulumi.yaml; this module reads that declaration,
 takes each value from the stack (or the declared default), parses it by its declared type and validates it.
-A wrong value raises SettingsError, one sentence naming the key, the value and what is allowed, before the
-program declares any resource. Secrets are never echoed in a message.
+Every wrong value is reported at once, one line each (one sentence naming the key, the value and what is
+allowed), in a SettingsError raised before the program declares any resource. Secrets are never echoed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import json
 import re
@@ -25,18 +26,24 @@ CLOUDS = ("US", "EU", "ME")
 TOKEN_TYPES = ("api", "node")
 MODES = ("off", "monitoring", "safe_blocking", "block")
 OPERATING_SYSTEMS = ("debian-12", "ubuntu-24.04")
+NAT_STRATEGIES = ("single", "perAz")
+ARCHES = ("x86_64", "aarch64")
 # TLS to wstore exists from 6.2.0 on.
 TLS_MIN_VERSION = (6, 2, 0)
 MAX_POSTANALYTICS = 50
 MAX_FILTERING = 500
 # Keys whose values must be encrypted in the stack file (set with `pulumi config set --secret`).
 SECRET_KEYS = ("wallarmToken", "sshPrivateKey")
-# AWS's default quota of inbound rules per security group.
-SG_INBOUND_RULES_QUOTA = 60
+# The widest source ranges allowed: wstore runs Lua and OS commands for whoever reaches it.
+WSTORE_WIDEST_PREFIX = 16
+SSH_WIDEST_PREFIX = 8
+RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+# Namespaces other than this project's that a stack file legitimately holds.
+OTHER_NAMESPACES = ("aws", "pulumi", "awsx", "command", "tls")
 
 
 class SettingsError(pulumi.RunError):
-    """A setting that the program refuses, with one sentence saying why."""
+    """Settings that the program refuses: one line per wrong value, each one sentence saying why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +67,10 @@ class Settings:
     """Secret Output; never plaintext."""
     wallarm_token_type: str
     wallarm_node_group: Optional[str]
-    wallarm_version: str
+    postanalytics_version: str
+    filtering_version: str
+    installer_sha256: dict[str, str]
+    """"VERSION/ARCH" -> pinned SHA-256 of the installer."""
     wallarm_mode: str
     postanalytics_count: int
     postanalytics: InstanceShape
@@ -83,7 +93,18 @@ class Settings:
     os: str
     ami_id: Optional[str]
     vpc_id: Optional[str]
-    subnet_ids: tuple[str, ...]
+    """None: the program creates the VPC."""
+    public_subnet_ids: tuple[str, ...]
+    private_subnet_ids: tuple[str, ...]
+    vpc_cidr: str
+    availability_zone_count: int
+    nat_gateways: str
+    jump_host: Optional[InstanceShape]
+    """None when jumpHost is false: the steps dial the nodes' private IPs directly."""
+    tls_certificate_arn: Optional[str]
+    health_check_port: int
+    deregistration_delay: int
+    wait_for_target_health: bool
     root_volume_gb: int
 
     @property
@@ -133,31 +154,61 @@ def _parse(key: str, decl: dict, raw: Any) -> Any:
     raise SettingsError(f"Pulumi.yaml declares {key} with type {kind!r}, which this program cannot read.")
 
 
+class _Errors:
+    """Collects every refusal, so that all of them come out together."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def take(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """fn(*args, **kwargs), or None after recording its SettingsError. A check whose input already failed
+        (None) is skipped: that value has its own line."""
+        if any(a is None for a in args):
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except SettingsError as exc:
+            self.add(exc)
+            return None
+
+    def add(self, error: SettingsError) -> None:
+        if str(error) not in self.messages:
+            self.messages.append(str(error))
+
+
 class _Reader:
     """Reads raw values for one project namespace, from the stack or the declared defaults."""
 
-    def __init__(self, project: str, decls: dict[str, dict], stack_config: dict[str, Any]):
-        self.project = project
-        self.decls = decls
+    def __init__(self, project: str, decls: dict[str, dict], stack_config: dict[str, Any], errors: _Errors):
+        self.project, self.decls = project, decls
         prefix = f"{project}:"
         self.raw = {k[len(prefix):]: v for k, v in stack_config.items() if k.startswith(prefix)}
         secret_env = set(pulumi.runtime.get_config_secret_keys_env())
         for key in SECRET_KEYS:
             full = f"{prefix}{key}"
             if self.raw.get(key) and not (pulumi.runtime.is_config_secret(full) or full in secret_env):
-                raise SettingsError(
+                errors.add(SettingsError(
                     f"{key} is set in plaintext in the stack file: it must be encrypted, set it with "
-                    f"`pulumi config set --secret {key} ...` (and remove the plaintext value from git history).")
-        unknown = sorted(set(self.raw) - set(decls))
-        if unknown:
-            raise SettingsError(
-                f"{prefix}{unknown[0]} is not a setting of this program: the settings are the keys under "
-                f"config: in Pulumi.yaml ({', '.join(sorted(decls))})."
-            )
+                    f"`pulumi config set --secret {key} ...` (and remove the plaintext value from git history)."))
+        for key in sorted(set(self.raw) - set(decls)):
+            errors.add(_fail(f"{prefix}{key}", self.raw[key] if key not in SECRET_KEYS else "(secret)",
+                             "it is not a setting of this program" + _did_you_mean(key, decls, prefix)))
+        for full in sorted(k for k in stack_config if not k.startswith(prefix)):
+            namespace, _, name = full.rpartition(":")
+            if namespace in OTHER_NAMESPACES:
+                continue
+            if name in decls or difflib.get_close_matches(name, decls, n=1, cutoff=0.8):
+                where = f"under the namespace {namespace!r}" if namespace else "without a namespace"
+                errors.add(SettingsError(
+                    f"{full} is {where}, so this program would ignore it: write it as "
+                    f"{prefix}{name if name in decls else difflib.get_close_matches(name, decls, n=1, cutoff=0.8)[0]}."))
+
+    def given(self, key: str) -> bool:
+        return key in self.raw and self.raw[key] not in (None, "")
 
     def value(self, key: str) -> Any:
         decl = self.decls[key]
-        if key in self.raw and self.raw[key] not in (None, ""):
+        if self.given(key):
             return _parse(key, decl, self.raw[key])
         if "default" in decl:
             return _parse(key, decl, decl["default"])
@@ -168,6 +219,12 @@ class _Reader:
         """Empty strings and empty lists mean unset."""
         value = self.value(key)
         return value if value not in ("", []) else None
+
+
+def _did_you_mean(key: str, decls: dict, prefix: str) -> str:
+    close = difflib.get_close_matches(key, decls, n=1, cutoff=0.6) or \
+        [k for k in decls if k.lower() == key.lower()]
+    return f"; did you mean {prefix}{close[0]}?" if close else f" (the settings are the keys under config: in Pulumi.yaml)"
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -188,26 +245,46 @@ def _matching(key: str, value: str, pattern: str, allowed: str) -> str:
     return value
 
 
-def _cidrs(key: str, values: list[str], *, allow_world: bool, at_least_one: bool) -> tuple[str, ...]:
+def _network(key: str, value: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        raise _fail(key, value, "each entry must be an IPv4 CIDR with no host bits set, such as 198.51.100.7/32") from None
+
+
+def _rfc1918(net: ipaddress.IPv4Network) -> bool:
+    return any(net.subnet_of(private) for private in RFC1918)
+
+
+def _cidrs(key: str, values: list[str], *, widest: int, at_least_one: bool,
+           private_unless: Optional[str] = None) -> tuple[str, ...]:
+    """Validated CIDRs in their order, a repeated one folded (with a warning): two rules of one name cannot exist."""
     if at_least_one and not values:
         raise _fail(key, values, "list at least one IPv4 CIDR, such as 198.51.100.7/32")
     for value in values:
-        try:
-            net = ipaddress.IPv4Network(value, strict=True)
-        except ValueError:
-            raise _fail(key, value, "each entry must be an IPv4 CIDR with no host bits set, such as 198.51.100.7/32") from None
-        if net.prefixlen == 0 and not allow_world:
+        net = _network(key, value)
+        if net.prefixlen == 0 and widest > 0:
             raise _fail(key, value, "it must not open the port to the whole internet; list the addresses that need it")
-    return tuple(values)
+        if net.prefixlen < widest:
+            raise _fail(key, value, f"it is wider than /{widest}, the widest range allowed here; list narrower ranges")
+        if private_unless and not _rfc1918(net):
+            raise _fail(key, value, f"a public range is allowed here only with {private_unless}; "
+                                    "use private (RFC 1918) ranges or turn it on")
+    unique = tuple(dict.fromkeys(values))
+    if len(unique) != len(values):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        pulumi.log.warn(f"{key} lists {', '.join(repeated)} more than once; each range is used once.")
+    return unique
 
 
-def _version(value: str, tls: bool) -> str:
+def _version(key: str, value: str, tls: bool) -> tuple[int, ...]:
     match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", value)
     if not match or int(match.group(1)) != 6:
-        raise _fail("wallarmVersion", value, "it must be an X.Y.Z version of the 6.x all-in-one installer, such as 6.12.1")
-    if tls and tuple(int(p) for p in match.groups()) < TLS_MIN_VERSION:
-        raise _fail("wallarmVersion", value, "TLS to wstore needs 6.2.0 or later; raise the version or set tls to false")
-    return value
+        raise _fail(key, value, "it must be an X.Y.Z version of the 6.x all-in-one installer, such as 6.12.1")
+    parts = tuple(int(p) for p in match.groups())
+    if tls and parts < TLS_MIN_VERSION:
+        raise _fail(key, value, "TLS to wstore needs 6.2.0 or later; raise the version or set tls to false")
+    return parts
 
 
 def _upstream(value: str) -> str:
@@ -221,6 +298,14 @@ def _upstream(value: str) -> str:
         raise _fail("protectedUpstream", value, allowed) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _fail("protectedUpstream", value, allowed)
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        address = ipaddress.ip_address("127.0.0.1") if parts.hostname.lower() == "localhost" else None
+    if address is not None and (address.is_loopback or address.is_link_local or address.is_unspecified
+                                or address.is_multicast):
+        raise _fail("protectedUpstream", value, "it must be the application's address; loopback, link-local "
+                                                "(the instance metadata service), unspecified and multicast addresses are not")
     return value
 
 
@@ -238,23 +323,46 @@ def _arena(value: str, shape: InstanceShape) -> str:
     return value
 
 
+def _digests(values: list[str]) -> dict[str, str]:
+    pinned: dict[str, str] = {}
+    for entry in values:
+        match = re.fullmatch(r"(6\.\d+\.\d+/(?:x86_64|aarch64))=([0-9a-f]{64})", entry)
+        if not match:
+            raise _fail("installerSha256", entry, "each entry must be VERSION/ARCH=SHA256, such as "
+                                                  "6.12.1/x86_64= and 64 lowercase hex digits")
+        if pinned.get(match.group(1), match.group(2)) != match.group(2):
+            raise _fail("installerSha256", entry, f"{match.group(1)} is pinned twice with different digests")
+        pinned[match.group(1)] = match.group(2)
+    return pinned
+
+
+class LookupFailed(Exception):
+    """AWS could not answer (credentials, permissions, throttling): not the same as "no such type"."""
+
+
 ShapeLookup = Callable[[str], Optional[tuple[float, list[str]]]]
 
 
 def aws_instance_shape(instance_type: str) -> Optional[tuple[float, list[str]]]:
-    """Memory (GiB) and architectures of an EC2 type, from AWS; None when the region does not know it."""
+    """Memory (GiB) and architectures of an EC2 type, from AWS; None when AWS does not know the type."""
     import pulumi_aws as aws
 
     try:
         info = aws.ec2.get_instance_type(instance_type=instance_type)
-    except Exception:  # the provider answers an unknown type with an error
-        return None
+    except Exception as exc:  # the provider answers every failure with an error; tell them apart by AWS's code
+        if re.search(r"InvalidInstanceType|does not exist|no matching EC2 Instance Type", str(exc)):
+            return None
+        raise LookupFailed(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__) from None
     return info.memory_size / 1024, list(info.supported_architectures)
 
 
 def _shape(key: str, instance_type: str, lookup: ShapeLookup) -> InstanceShape:
     _matching(key, instance_type, r"[a-z][a-z0-9-]*\.[a-z0-9]+", "it must be an EC2 instance type, such as m6i.large")
-    found = lookup(instance_type)
+    try:
+        found = lookup(instance_type)
+    except LookupFailed as exc:
+        raise _fail(key, instance_type, f"AWS could not be asked about it ({exc}); check the credentials, the "
+                                        "ec2:DescribeInstanceTypes permission and the region, then run again") from None
     if found is None:
         raise _fail(key, instance_type, "AWS does not offer this instance type in the stack's region")
     memory_gib, arches = found
@@ -267,83 +375,133 @@ def _shape(key: str, instance_type: str, lookup: ShapeLookup) -> InstanceShape:
     return InstanceShape(instance_type, memory_gib, arch)
 
 
+def _ids(key: str, values: list[str], kind: str) -> tuple[str, ...]:
+    for value in values:
+        _matching(key, value, rf"{kind}-[0-9a-f]{{8,17}}", f"each entry must be a {kind} ID such as {kind}-0123456789abcdef0")
+    return tuple(dict.fromkeys(values))
+
+
 def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, Any]] = None) -> Settings:
-    """Reads and validates the stack's settings. Raises SettingsError on the first wrong value."""
+    """Reads and validates the stack's settings. Raises SettingsError listing every wrong value."""
     project = pulumi.get_project()
     if config is None:
         config = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    r = _Reader(project, declared_keys(), config)
+    e = _Errors()
+    r = _Reader(project, declared_keys(), config, e)
+    v = lambda key: e.take(r.value, key)  # noqa: E731 - one value, its error recorded
 
     token = r.raw.get("wallarmToken")
     if not token:
-        raise _fail("wallarmToken", None, "it is required, set it with `pulumi config set --secret wallarmToken <token>`")
-    if not re.fullmatch(r"[A-Za-z0-9+/=._:-]{16,}", token):
-        raise _fail("wallarmToken", "(secret)", "a Wallarm token is one line of at least 16 letters, digits or +/=._:-")
-    cloud = _one_of("wallarmCloud", r.value("wallarmCloud"), CLOUDS)
-    token_type = _one_of("wallarmTokenType", r.value("wallarmTokenType"), TOKEN_TYPES)
+        e.add(_fail("wallarmToken", None, "it is required, set it with `pulumi config set --secret wallarmToken <token>`"))
+    elif not re.fullmatch(r"[A-Za-z0-9+/=._:-]{16,}", token):
+        e.add(_fail("wallarmToken", "(secret)", "a Wallarm token is one line of at least 16 letters, digits or +/=._:-"))
+    cloud = e.take(_one_of, "wallarmCloud", v("wallarmCloud"), CLOUDS)
+    token_type = e.take(_one_of, "wallarmTokenType", v("wallarmTokenType"), TOKEN_TYPES)
     group = r.optional("wallarmNodeGroup")
     if group is not None:
-        _matching("wallarmNodeGroup", group, r"[A-Za-z0-9._-]{1,64}", "it must be 1 to 64 letters, digits, dots, dashes or underscores")
+        e.take(_matching, "wallarmNodeGroup", group, r"[A-Za-z0-9._-]{1,64}", "it must be 1 to 64 letters, digits, dots, dashes or underscores")
     elif token_type == "api":
-        raise _fail("wallarmNodeGroup", None, "an api token needs a node group; set wallarmNodeGroup or use a node token (wallarmTokenType node)")
+        e.add(_fail("wallarmNodeGroup", None, "an api token needs a node group; set wallarmNodeGroup or use a node token (wallarmTokenType node)"))
 
-    tls, mutual_tls = r.value("tls"), r.value("mutualTls")
+    tls = bool(v("tls"))
+    # mutualTls defaults to tls: only a mutualTls the user set to true contradicts tls false.
+    mutual_tls = bool(v("mutualTls")) if r.given("mutualTls") else tls
     if mutual_tls and not tls:
-        raise _fail("mutualTls", True, "mutual TLS needs tls true; set mutualTls false or tls true")
-    version = _version(r.value("wallarmVersion"), tls)
+        e.add(_fail("mutualTls", True, "mutual TLS needs tls true; set mutualTls false or tls true"))
+    versions = {}
+    for key in ("wallarmVersion", "postanalyticsVersion", "filteringVersion"):
+        text = r.optional(key) or r.value("wallarmVersion")
+        versions[key] = (text, e.take(_version, key, text, tls))
+    pa_version, f_version = versions["postanalyticsVersion"], versions["filteringVersion"]
+    if pa_version[1] and f_version[1] and f_version[1] > pa_version[1]:
+        e.add(_fail("filteringVersion", f_version[0], f"it must not be newer than postanalyticsVersion ({pa_version[0]}): "
+                                                      "Wallarm upgrades postanalytics first, so raise postanalyticsVersion first"))
+    digests = e.take(_digests, v("installerSha256") or []) or {}
 
-    wstore_port = _in_range("wstorePort", r.value("wstorePort"), 1, 65535)
-    wstore_tls_port = _in_range("wstoreTlsPort", r.value("wstoreTlsPort"), 1, 65535)
-    if tls and wstore_tls_port == wstore_port:
-        raise _fail("wstoreTlsPort", wstore_tls_port, f"it must differ from wstorePort ({wstore_port})")
-
-    validity = _in_range("certValidityHours", r.value("certValidityHours"), 24, 10 * 8760)
-    renewal = _in_range("certEarlyRenewalHours", r.value("certEarlyRenewalHours"), 0, validity - 1)
+    wstore_port = e.take(_in_range, "wstorePort", v("wstorePort"), 1, 65535)
+    wstore_tls_port = e.take(_in_range, "wstoreTlsPort", v("wstoreTlsPort"), 1, 65535)
+    if tls and wstore_tls_port is not None and wstore_tls_port == wstore_port:
+        e.add(_fail("wstoreTlsPort", wstore_tls_port, f"it must differ from wstorePort ({wstore_port})"))
+    health_port = e.take(_in_range, "healthCheckPort", v("healthCheckPort"), 1024, 65535)
+    validity = e.take(_in_range, "certValidityHours", v("certValidityHours"), 24, 10 * 8760)
+    renewal = e.take(_in_range, "certEarlyRenewalHours", v("certEarlyRenewalHours"), 0, (validity or 25) - 1)
 
     ssh_public = r.optional("sshPublicKey")
     ssh_private_raw = r.optional("sshPrivateKey")
     if (ssh_public is None) != (ssh_private_raw is None):
         missing = "sshPrivateKey" if ssh_public else "sshPublicKey"
-        raise _fail(missing, None, "sshPublicKey and sshPrivateKey go together; set both, or neither to have a key pair generated")
-    if ssh_public is not None:
-        _matching("sshPublicKey", ssh_public.strip(), r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?",
-                  "it must be one OpenSSH public key line, such as 'ssh-ed25519 AAAA... me@host'")
+        e.add(_fail(missing, None, "sshPublicKey and sshPrivateKey go together; set both, or neither to have a key pair generated"))
+    elif ssh_public is not None:
+        e.take(_matching, "sshPublicKey", ssh_public.strip(), r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?",
+               "it must be one OpenSSH public key line, such as 'ssh-ed25519 AAAA... me@host'")
         if "PRIVATE KEY" not in ssh_private_raw:
-            raise _fail("sshPrivateKey", "(secret)", "it must be a PEM or OpenSSH private key")
+            e.add(_fail("sshPrivateKey", "(secret)", "it must be a PEM or OpenSSH private key"))
 
-    os_name = _one_of("os", r.value("os"), OPERATING_SYSTEMS)
+    os_name = e.take(_one_of, "os", v("os"), OPERATING_SYSTEMS)
     ami = r.optional("amiId")
     if ami is not None:
-        _matching("amiId", ami, r"ami-[0-9a-f]{8,17}", "it must be an AMI ID such as ami-0123456789abcdef0")
+        e.take(_matching, "amiId", ami, r"ami-[0-9a-f]{8,17}", "it must be an AMI ID such as ami-0123456789abcdef0")
     vpc = r.optional("vpcId")
     if vpc is not None:
-        _matching("vpcId", vpc, r"vpc-[0-9a-f]{8,17}", "it must be a VPC ID such as vpc-0123456789abcdef0")
-    subnets = r.optional("subnetIds") or []
-    for subnet in subnets:
-        _matching("subnetIds", subnet, r"subnet-[0-9a-f]{8,17}", "each entry must be a subnet ID such as subnet-0123456789abcdef0")
-    if subnets and vpc is None:
-        raise _fail("subnetIds", subnets, "subnets need their VPC; set vpcId too")
+        e.take(_matching, "vpcId", vpc, r"vpc-[0-9a-f]{8,17}", "it must be a VPC ID such as vpc-0123456789abcdef0")
+    public = e.take(_ids, "publicSubnetIds", v("publicSubnetIds") or [], "subnet") or ()
+    private = e.take(_ids, "privateSubnetIds", v("privateSubnetIds") or [], "subnet") or ()
+    for key, subnets in (("publicSubnetIds", public), ("privateSubnetIds", private)):
+        if vpc is None and subnets:
+            e.add(_fail(key, list(subnets), "subnets need their VPC; set vpcId too, or unset both to have the VPC created"))
+        elif vpc is not None and not subnets:
+            e.add(_fail(key, None, "an existing VPC (vpcId) needs its public and private subnets listed"))
+    vpc_cidr = v("vpcCidr")
+    if vpc_cidr is not None:
+        net = e.take(_network, "vpcCidr", vpc_cidr)
+        if net is not None and not (16 <= net.prefixlen <= 20 and _rfc1918(net)):
+            e.add(_fail("vpcCidr", vpc_cidr, "it must be a private (RFC 1918) range from /16 to /20"))
+    az_count = e.take(_in_range, "availabilityZoneCount", v("availabilityZoneCount"), 2, 4)
+    nat = e.take(_one_of, "natGateways", v("natGateways"), NAT_STRATEGIES)
+    certificate = r.optional("tlsCertificateArn")
+    if certificate is not None:
+        e.take(_matching, "tlsCertificateArn", certificate, r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}",
+               "it must be an ACM certificate ARN, such as arn:aws:acm:eu-central-1:123456789012:certificate/<uuid>")
 
-    pa_count = _in_range("postanalyticsCount", r.value("postanalyticsCount"), 1, MAX_POSTANALYTICS)
-    f_count = _in_range("filteringCount", r.value("filteringCount"), 1, MAX_FILTERING)
-    pa_shape = _shape("postanalyticsInstanceType", r.value("postanalyticsInstanceType"), lookup)
-    f_shape = _shape("filteringInstanceType", r.value("filteringInstanceType"), lookup)
-    if ami is not None and pa_shape.arch != f_shape.arch:
-        raise _fail("amiId", ami, f"one AMI cannot serve {pa_shape.arch} postanalytics and {f_shape.arch} filtering "
-                                  "instance types; unset amiId or choose types of one architecture")
+    pa_count = e.take(_in_range, "postanalyticsCount", v("postanalyticsCount"), 1, MAX_POSTANALYTICS)
+    f_count = e.take(_in_range, "filteringCount", v("filteringCount"), 1, MAX_FILTERING)
+    pa_shape = e.take(_shape, "postanalyticsInstanceType", v("postanalyticsInstanceType"), lookup)
+    f_shape = e.take(_shape, "filteringInstanceType", v("filteringInstanceType"), lookup)
+    jump = e.take(_shape, "jumpHostInstanceType", v("jumpHostInstanceType"), lookup) if v("jumpHost") else None
+    arches = {shape.arch for shape in (pa_shape, f_shape, jump) if shape is not None}
+    if ami is not None and len(arches) > 1:
+        e.add(_fail("amiId", ami, f"one AMI cannot serve {' and '.join(sorted(arches))} instance types; "
+                                  "unset amiId or choose types of one architecture"))
+    arena = e.take(_arena, v("slabAllocArena"), pa_shape) if pa_shape else None
 
-    settings = Settings(
+    client = e.take(_cidrs, "clientCidrs", v("clientCidrs") or [], widest=0, at_least_one=True)
+    external = e.take(_cidrs, "externalFilteringCidrs", v("externalFilteringCidrs") or [], widest=WSTORE_WIDEST_PREFIX,
+                      at_least_one=False, private_unless=None if mutual_tls else "mutualTls true")
+    ssh = e.take(_cidrs, "sshAllowedCidrs", v("sshAllowedCidrs") or [], widest=SSH_WIDEST_PREFIX, at_least_one=True)
+    upstream_url = v("protectedUpstream")
+    upstream = e.take(_upstream, upstream_url) if upstream_url is not None else None
+
+    values = dict(
+        mode=e.take(_one_of, "wallarmMode", v("wallarmMode"), MODES),
+        delay=e.take(_in_range, "deregistrationDelay", v("deregistrationDelay"), 0, 3600),
+        root=e.take(_in_range, "rootVolumeGb", v("rootVolumeGb"), 8, 16384),
+    )
+    if e.messages:
+        raise SettingsError("\n".join(e.messages))
+    return Settings(
         project=project,
         stack=pulumi.get_stack(),
         wallarm_cloud=cloud,
         wallarm_token=pulumi.Output.secret(token),
         wallarm_token_type=token_type,
         wallarm_node_group=group,
-        wallarm_version=version,
-        wallarm_mode=_one_of("wallarmMode", r.value("wallarmMode"), MODES),
+        postanalytics_version=pa_version[0],
+        filtering_version=f_version[0],
+        installer_sha256=digests,
+        wallarm_mode=values["mode"],
         postanalytics_count=pa_count,
         postanalytics=pa_shape,
-        slab_alloc_arena=_arena(r.value("slabAllocArena"), pa_shape),
+        slab_alloc_arena=arena,
         wstore_port=wstore_port,
         wstore_tls_port=wstore_tls_port,
         tls=tls,
@@ -352,27 +510,24 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         cert_early_renewal_hours=renewal,
         filtering_count=f_count,
         filtering=f_shape,
-        protected_upstream=_upstream(r.value("protectedUpstream")),
-        client_cidrs=_cidrs("clientCidrs", r.value("clientCidrs"), allow_world=True, at_least_one=True),
-        external_filtering_cidrs=_cidrs("externalFilteringCidrs", r.value("externalFilteringCidrs"), allow_world=False, at_least_one=False),
-        ssh_allowed_cidrs=_cidrs("sshAllowedCidrs", r.value("sshAllowedCidrs"), allow_world=False, at_least_one=True),
+        protected_upstream=upstream,
+        client_cidrs=client,
+        external_filtering_cidrs=external,
+        ssh_allowed_cidrs=ssh,
         ssh_public_key=ssh_public.strip() if ssh_public else None,
         ssh_private_key=pulumi.Output.secret(ssh_private_raw) if ssh_private_raw else None,
         os=os_name,
         ami_id=ami,
         vpc_id=vpc,
-        subnet_ids=tuple(subnets),
-        root_volume_gb=_in_range("rootVolumeGb", r.value("rootVolumeGb"), 8, 16384),
+        public_subnet_ids=public,
+        private_subnet_ids=private,
+        vpc_cidr=vpc_cidr,
+        availability_zone_count=az_count,
+        nat_gateways=nat,
+        jump_host=jump,
+        tls_certificate_arn=certificate,
+        health_check_port=health_port,
+        deregistration_delay=values["delay"],
+        wait_for_target_health=bool(v("waitForTargetHealth")),
+        root_volume_gb=values["root"],
     )
-    _warn_about_quota(settings)
-    return settings
-
-
-def _warn_about_quota(s: Settings) -> None:
-    rules = s.filtering_count * (1 if s.tls else 2) + len(s.external_filtering_cidrs) * (1 if s.tls else 2)
-    if rules > SG_INBOUND_RULES_QUOTA:
-        pulumi.log.warn(
-            f"The postanalytics security group needs {rules} wstore rules (one per filtering node and protocol) "
-            f"beyond AWS's default quota of {SG_INBOUND_RULES_QUOTA} inbound rules per group: raise the quota "
-            "'Inbound or outbound rules per security group' before `pulumi up`."
-        )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from components.settings import SECRET_KEYS, SettingsError, declared_keys
+from tools.mocks import ProviderMocks
 from tools.program import PROJECT, run_program, stack_config
 
 # (case id, overrides of the dev stack, words the message must contain)
@@ -28,7 +29,7 @@ BAD = [
     ("port-out-of-range", {"wstorePort": 70000}, ["wstorePort", "70000", "1 to 65535"]),
     ("port-not-a-number", {"wstoreTlsPort": "63a"}, ["wstoreTlsPort", "'63a'", "whole number"]),
     ("tls-port-equals-plain", {"wstoreTlsPort": 3313}, ["wstoreTlsPort", "3313", "differ"]),
-    ("mtls-without-tls", {"tls": False}, ["mutualTls", "needs tls"]),
+    ("mtls-without-tls", {"tls": False, "mutualTls": True}, ["mutualTls", "needs tls"]),
     ("tls-not-boolean", {"tls": "yes"}, ["tls", "'yes'", "true or false"]),
     ("postanalytics-zero", {"postanalyticsCount": 0}, ["postanalyticsCount", "0", "1 to 50"]),
     ("filtering-zero", {"filteringCount": 0}, ["filteringCount", "0", "1 to 500"]),
@@ -47,12 +48,46 @@ BAD = [
     ("ami-format", {"amiId": "ami-xyz"}, ["amiId", "'ami-xyz'", "AMI ID"]),
     ("ami-two-arches", {"amiId": "ami-0123456789abcdef0", "filteringInstanceType": "c7g.large"},
      ["amiId", "aarch64", "x86_64"]),
-    ("subnets-without-vpc", {"subnetIds": ["subnet-0123456789abcdef0"]}, ["subnetIds", "vpcId"]),
+    ("subnets-without-vpc", {"privateSubnetIds": ["subnet-0123456789abcdef0"]}, ["privateSubnetIds", "vpcId"]),
+    ("vpc-without-private-subnets", {"vpcId": "vpc-0a1b2c3d4e5f60718", "publicSubnetIds": ["subnet-0a1b2c3d4e5f60001"]},
+     ["privateSubnetIds", "existing VPC"]),
+    ("subnet-of-another-vpc", {"vpcId": "vpc-0a1b2c3d4e5f60718", "publicSubnetIds": ["subnet-0a1b2c3d4e5f60001"],
+                               "privateSubnetIds": ["subnet-0fffffffffffff001"]}, ["privateSubnetIds", "is not in vpc-"]),
+    ("type-offered-in-no-zone", {"filteringInstanceType": "m8g.large"}, ["filteringInstanceType", "none of the zones"]),
+    ("wstore-wider-than-16", {"externalFilteringCidrs": ["10.0.0.0/15"]}, ["externalFilteringCidrs", "wider than /16"]),
+    ("wstore-half-of-the-world", {"externalFilteringCidrs": ["0.0.0.0/1"]}, ["externalFilteringCidrs", "'0.0.0.0/1'", "/16"]),
+    ("wstore-public-without-mtls", {"externalFilteringCidrs": ["198.51.100.0/24"], "mutualTls": False},
+     ["externalFilteringCidrs", "public range", "mutualTls"]),
+    ("ssh-wider-than-8", {"sshAllowedCidrs": ["128.0.0.0/1"]}, ["sshAllowedCidrs", "wider than /8"]),
+    ("upstream-loopback", {"protectedUpstream": "http://127.0.0.1:8080"}, ["protectedUpstream", "loopback"]),
+    ("upstream-localhost", {"protectedUpstream": "http://localhost"}, ["protectedUpstream", "'http://localhost'"]),
+    ("upstream-metadata", {"protectedUpstream": "http://169.254.169.254/latest"}, ["protectedUpstream", "metadata"]),
+    ("upstream-unspecified", {"protectedUpstream": "http://0.0.0.0:80"}, ["protectedUpstream", "'http://0.0.0.0:80'"]),
+    ("upstream-multicast", {"protectedUpstream": "http://224.0.0.1"}, ["protectedUpstream", "'http://224.0.0.1'"]),
+    ("filtering-newer-than-postanalytics", {"filteringVersion": "6.13.0"},
+     ["filteringVersion", "'6.13.0'", "postanalyticsVersion (6.12.1)"]),
+    ("postanalytics-version-format", {"postanalyticsVersion": "6.x"}, ["postanalyticsVersion", "'6.x'"]),
+    ("installer-digest-format", {"installerSha256": ["6.12.1/x86_64=abc"]}, ["installerSha256", "VERSION/ARCH=SHA256"]),
+    ("installer-digest-twice", {"installerSha256": ["6.12.1/x86_64=" + "a" * 64, "6.12.1/x86_64=" + "b" * 64]},
+     ["installerSha256", "pinned twice"]),
+    ("nat-gateways", {"natGateways": "two"}, ["natGateways", "'two'", "single, perAz"]),
+    ("zone-count", {"availabilityZoneCount": 1}, ["availabilityZoneCount", "2 to 4"]),
+    ("zone-count-beyond-region", {"availabilityZoneCount": 4}, ["availabilityZoneCount", "the region has 3 zones"]),
+    ("vpc-cidr-public", {"vpcCidr": "8.8.0.0/16"}, ["vpcCidr", "RFC 1918"]),
+    ("health-port", {"healthCheckPort": 80}, ["healthCheckPort", "1024 to 65535"]),
+    ("certificate-arn", {"tlsCertificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
+     ["tlsCertificateArn", "ACM certificate ARN"]),
+    ("deregistration-delay", {"deregistrationDelay": 4000}, ["deregistrationDelay", "0 to 3600"]),
+    ("jump-host-type", {"jumpHostInstanceType": "x1.nope"}, ["jumpHostInstanceType", "does not offer"]),
     ("public-without-private", {"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample me@host"},
      ["sshPrivateKey", "go together"]),
     ("renewal-beyond-validity", {"certValidityHours": 100, "certEarlyRenewalHours": 200},
      ["certEarlyRenewalHours", "200", "0 to 99"]),
-    ("unknown-key", {"wallarmmode": "block"}, ["wallarm-postanalytics:wallarmmode", "not a setting"]),
+    ("unknown-key", {"wallarmmode": "block"}, ["wallarm-postanalytics:wallarmmode", "not a setting",
+                                               "did you mean wallarm-postanalytics:wallarmMode?"]),
+    ("unknown-key-far-from-any", {"colour": "blue"}, ["wallarm-postanalytics:colour", "keys under config:"]),
+    ("key-under-another-namespace", {"wallarm:wallarmMode": "block"},
+     ["wallarm:wallarmMode", "namespace 'wallarm'", "wallarm-postanalytics:wallarmMode"]),
 ]
 
 
@@ -66,6 +101,56 @@ def test_bad_setting_stops_before_any_resource(overrides, words):
         assert word in message, f"message for {overrides} lacks {word!r}: {message}"
     assert message.count(". ") == 0 and message.endswith("."), f"not one sentence: {message}"
     assert run.mocks.resources == [], f"{len(run.mocks.resources)} resources were registered before the error"
+
+
+def test_every_wrong_setting_is_reported_at_once():
+    """Guards against a user fixing one setting per run: all of them come out together, one line each."""
+    run = run_program(stack_config("dev", wallarmCloud="APAC", wstorePort=0, protectedUpstream="ftp://x",
+                                   wallarmmode="block"))
+    assert isinstance(run.error, SettingsError) and run.mocks.resources == []
+    lines = str(run.error).splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == [
+        "wallarm-postanalytics:wallarmmode", "wallarmCloud", "wstorePort", "protectedUpstream"], lines
+    assert all(line.endswith((".", "?")) and ". " not in line for line in lines), lines
+
+
+def test_a_key_without_namespace_is_reported():
+    """Guards against a stack file key written without the project prefix being silently ignored."""
+    config = {**stack_config("dev"), "wallarmMode": "block"}
+    run = run_program(config)
+    assert isinstance(run.error, SettingsError), run.error
+    assert "wallarmMode is without a namespace" in str(run.error) and "wallarm-postanalytics:wallarmMode" in str(run.error)
+
+
+def test_mutual_tls_follows_tls_by_default():
+    """Guards against an error about mutualTls when the user only turned tls off."""
+    run = run_program(stack_config("dev", tls=False))
+    assert run.error is None, run.error
+    assert not run.mocks.of_type("tls:index/selfSignedCert:SelfSignedCert")
+
+
+def test_repeated_cidrs_are_folded_with_a_warning():
+    """Guards against two rules of one name (the engine refuses a duplicate URN) from a CIDR listed twice."""
+    run = run_program(stack_config("dev", sshAllowedCidrs=["203.0.113.10/32", "203.0.113.10/32"],
+                                   clientCidrs=["198.51.100.0/24", "198.51.100.0/24"]))
+    assert run.error is None, run.error
+    assert sorted(run.warnings) == ["clientCidrs lists 198.51.100.0/24 more than once; each range is used once.",
+                                    "sshAllowedCidrs lists 203.0.113.10/32 more than once; each range is used once."]
+    ssh = [r for r in run.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+           if r.inputs.get("cidrIpv4") == "203.0.113.10/32"]
+    assert len(ssh) == 1
+
+
+def test_a_failed_instance_type_lookup_is_not_called_unknown():
+    """Guards against "AWS does not offer this type" when the lookup failed for credentials or permissions."""
+    error = ("operation error EC2: DescribeInstanceTypes, https response error StatusCode: 403, "
+             "api error UnauthorizedOperation: You are not authorized to perform this operation.")
+    mocks = ProviderMocks(invoke_errors={"aws:ec2/getInstanceType:getInstanceType": error})
+    run = run_program(stack_config("dev"), mocks=mocks)
+    assert isinstance(run.error, SettingsError), run.error
+    message = str(run.error)
+    assert "postanalyticsInstanceType is 't3.large': AWS could not be asked about it" in message
+    assert "UnauthorizedOperation" in message and "does not offer" not in message
 
 
 def test_every_bad_case_has_its_own_message():
