@@ -1,58 +1,72 @@
 """Wallarm filtering nodes and separate postanalytics servers on AWS. This file only wires components."""
 
-import hashlib
-
 import pulumi
+import pulumi_aws as aws
 
-from components import lookups, render, settings
+from components import lookups, render, rollout, settings
+from components.entrypoint import EntryPoint, EntryPointArgs
 from components.filtering import FilteringNode
 from components.firewall import Firewall, FirewallArgs, wstore_listeners
-from components.pki import Pki, PkiArgs
 from components.host import NodeArgs
+from components.jumphost import JumpHost
+from components.network import Network, layout
+from components.pki import Pki, PkiArgs
 from components.postanalytics import Postanalytics
 from components.sshkey import SshKey
 
-s = settings.load()  # raises, one sentence, before any resource is declared
-vpc_id, subnets = lookups.network(s)
-pa_ami, f_ami = lookups.ami(s, s.postanalytics.arch), lookups.ami(s, s.filtering.arch)
+s = settings.load()  # raises, every wrong setting at once, before any resource is declared
+plan = layout(s)  # zones, subnets and placements; raises before any resource too
+images = {arch: lookups.ami(s, arch) for arch in {s.postanalytics.arch, s.filtering.arch,
+                                                 *([s.jump_host.arch] if s.jump_host else [])}}
 
+network = Network("network", s, plan)
 pki = Pki("pki", PkiArgs(f"wallarm-postanalytics {s.stack} CA", s.cert_validity_hours,
                          s.cert_early_renewal_hours)) if s.tls else None
 ssh = SshKey("ssh", s.ssh_public_key, s.ssh_private_key)
 firewall = Firewall("firewall", FirewallArgs(
-    vpc_id, s.ssh_allowed_cidrs, s.client_cidrs, s.external_filtering_cidrs,
-    wstore_listeners(s.wstore_port, s.wstore_tls_port, s.tls), s.protected_upstream))
+    network.vpc_id, plan.vpc_cidr or s.vpc_cidr, s.ssh_allowed_cidrs, s.client_cidrs, s.external_filtering_cidrs,
+    wstore_listeners(s.wstore_port, s.wstore_tls_port, s.tls), s.protected_upstream, s.health_check_port,
+    jump_host=s.jump_host is not None))
+sg = firewall.group_ids
 
 
-def node_args(ami_id, index, sg_id):
-    return NodeArgs(s, ami_id, subnets[index % len(subnets)], sg_id, ssh.key_name, ssh.private_key, pki)
+def node_args(arch: str, placement, groups: list) -> NodeArgs:
+    return NodeArgs(s, images[arch], placement, groups, ssh.key_name, ssh.private_key,
+                    jump.proxy if jump else None, pki)
 
 
-postanalytics = [Postanalytics(f"postanalytics-{i}", node_args(pa_ami, i, firewall.postanalytics_sg_id))
-                 for i in range(s.postanalytics_count)]
+jump = None
+if s.jump_host:
+    jump = JumpHost("jumphost", node_args(s.jump_host.arch, network.placements("jumphost")[0],
+                                          [sg["jumphost"], sg["deployer"]]))
+
+postanalytics = [Postanalytics(f"postanalytics-{i}", node_args(s.postanalytics.arch, p,
+                                                                [sg["postanalytics"]]))
+                 for i, p in enumerate(network.placements("postanalytics"))]
 upstream = pulumi.Output.all(*[p.private_ip for p in postanalytics]).apply(
     lambda ips: render.render_upstream(
         render.upstream_servers(ips, s.wstore_port, s.wstore_tls_port, s.tls), s.tls, s.mutual_tls))
-nginx_conf = upstream.apply(lambda u: render.render_nginx_conf(u, s.protected_upstream, s.wallarm_mode))
-filtering = [FilteringNode(f"filtering-{i}", node_args(f_ami, i, firewall.filtering_sg_id), firewall, nginx_conf)
-             for i in range(s.filtering_count)]
+nginx_conf = upstream.apply(
+    lambda u: render.render_nginx_conf(u, s.protected_upstream, s.wallarm_mode, s.health_check_port))
+filtering = [FilteringNode(f"filtering-{i}", node_args(s.filtering.arch, p, [sg["filtering"]]), nginx_conf)
+             for i, p in enumerate(network.placements("filtering"))]
+entry = EntryPoint("entrypoint", EntryPointArgs(
+    network.vpc_id, network.public_subnet_ids, s.health_check_port, s.deregistration_delay,
+    s.tls_certificate_arn, s.wait_for_target_health, aws.config.region))
+rollout.wire(postanalytics, filtering, entry)
 
-# Order: every filtering node configured -> every postanalytics server configured -> each node's health check.
-# wstore asks for client certificates only once every NGINX has one (mutual TLS), and each check runs after
-# every node is configured, through N x M links rather than M x (N + M).
-for p in postanalytics:
-    p.configure(after=[f.configured for f in filtering])
-wstore_specs = pulumi.Output.all(*[p.spec for p in postanalytics])
-wstore_configured = [p.configured for p in postanalytics]
-for f in filtering:
-    # The check runs again whenever this node's or any wstore's configuration changes.
-    fingerprint = pulumi.Output.unsecret(pulumi.Output.all(f.spec, wstore_specs).apply(
-        lambda v: hashlib.sha256((v[0] + "".join(v[1])).encode()).hexdigest()))
-    f.check_health(after=wstore_configured, fingerprint=fingerprint)
-
+pulumi.export("url", entry.dns_name.apply(lambda d: f"http://{d}"))
+pulumi.export("loadBalancerDnsName", entry.dns_name)
 pulumi.export("postanalyticsPrivateIps", pulumi.Output.all(*[p.private_ip for p in postanalytics]))
-pulumi.export("filteringPublicIps", pulumi.Output.all(*[f.public_ip for f in filtering]))
+pulumi.export("filteringPrivateIps", pulumi.Output.all(*[f.private_ip for f in filtering]))
 pulumi.export("wstoreUpstream", upstream)
 pulumi.export("caCertificate", pki.ca_cert_pem if pki else None)
+nodes = [(n.name, n.private_ip) for n in [*postanalytics, *filtering]]
+if jump:
+    pulumi.export("jumpHostPublicIp", jump.public_ip)
+    pulumi.export("deployerSecurityGroupId", sg["deployer"])
+pulumi.export("sshCommands", pulumi.Output.all(jump.public_ip if jump else None, *[ip for _, ip in nodes]).apply(
+    lambda v: {name: (f"ssh -J {s.ssh_user}@{v[0]} " if v[0] else "ssh ") + f"{s.ssh_user}@{ip}"
+               for (name, _), ip in zip(nodes, v[1:])}))
 if ssh.generated:
     pulumi.export("sshPrivateKey", ssh.private_key)

@@ -1,10 +1,10 @@
 """FilteringNode: one NGINX-Wallarm filtering node.
 
-Creates: the EC2 instance; the wstore ingress rules for its private IP (/32) on the postanalytics group; with
-mutual TLS, its client key, CSR (SANs: its private IP and DNS name) and certificate; remote steps upload ->
-wait -> install (the distribution's NGINX, then all-in-one mode filtering) -> configure (our NGINX file with
-the wallarm_wstore upstream, CA and client certificate files, nginx -t, reload). `check_health()` declares the
-health check, once every node on both sides is configured.
+Creates: the EC2 instance (private subnet, no public IP); with mutual TLS, its client key, CSR (SANs: its private
+IP and DNS name) and certificate; remote steps upload -> wait (boot). components/rollout.py then declares, in
+order: install (the distribution's NGINX, then all-in-one mode filtering) -> configure (our NGINX file: the
+wallarm_wstore upstream, CA and client certificate files, the proxying server, the health location; nginx -t,
+reload) -> health (test attack counted, no new wstore write error) -> registration in the load balancer.
 """
 
 from __future__ import annotations
@@ -15,44 +15,36 @@ import pulumi
 from pulumi_command import remote
 
 from components import render
-from components.firewall import Firewall
 from components.host import HostSteps, NodeArgs, create_instance, install_command, script_command
 
 SCRIPTS = ("wait-for-boot.sh", "install-wallarm.sh", "apply_spec.py", "health-check.sh")
 
 
 class FilteringNode(pulumi.ComponentResource):
-    public_ip: pulumi.Output[str]
-    """Public IPv4 address that clients reach on port 80."""
     private_ip: pulumi.Output[str]
-    """Private IPv4 address, the source of its wstore traffic."""
+    """Private IPv4 address: the source of its wstore traffic, and where operators reach it via the jump host."""
     spec: pulumi.Output[str]
     """The configure step's stdin (secret: it carries the client key)."""
-    configured: remote.Command
-    """The configure step."""
+    booted: remote.Command
+    """The wait-for-boot step."""
+    configured: Optional[remote.Command] = None
+    """The configure step, once install() has declared it."""
     health: Optional[remote.Command] = None
     """The health check, once check_health() has declared it."""
+    in_service: Optional[pulumi.Resource] = None
+    """The registration in the load balancer (its last step), once registered."""
 
-    def __init__(self, name: str, args: NodeArgs, firewall: Firewall, nginx_conf: pulumi.Output[str],
+    def __init__(self, name: str, args: NodeArgs, nginx_conf: pulumi.Output[str],
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("wallarm:index:FilteringNode", name, None, opts)
         self.name, self.args = name, args
         s = args.settings
-        self.instance = create_instance(name, "filtering", s.filtering, args.ami_id, args.subnet_id,
-                                        args.security_group_id, args.key_name, s.root_volume_gb,
-                                        s.wallarm_version, self)
-        self.public_ip, self.private_ip = self.instance.public_ip, self.instance.private_ip
-        firewall.allow_wstore_from(name, self.private_ip, self)
-        self.steps = HostSteps(name, self.instance, s.ssh_user, args.ssh_private_key, self)
-        installed = self._install()
+        self.instance = create_instance(name, "filtering", s.filtering, args, s.filtering_version, self)
+        self.private_ip = self.instance.private_ip
+        self.steps = HostSteps(name, self.instance, s.ssh_user, args.ssh_private_key, args.proxy, self)
+        self.booted = self.steps.boot(SCRIPTS)
         self.spec = self._render_spec(nginx_conf)
-        self.configured = self.steps.configure(self.spec, [installed])
-        self.register_outputs({"publicIp": self.public_ip, "privateIp": self.private_ip})
-
-    def _install(self) -> remote.Command:
-        s = self.args.settings
-        return self.steps.install(SCRIPTS, install_command(s, "filtering", s.filtering.arch, with_nginx=True),
-                                  s.wallarm_token)
+        self.register_outputs({"privateIp": self.private_ip})
 
     def _render_spec(self, nginx_conf: pulumi.Output[str]) -> pulumi.Output[str]:
         s, pki = self.args.settings, self.args.pki
@@ -66,8 +58,18 @@ class FilteringNode(pulumi.ComponentResource):
             lambda v: render.spec_json(render.filtering_spec(
                 self.name, v[0], s.tls, s.mutual_tls, ca_cert=v[1], client_cert=v[2], client_key=v[3])))
 
+    def install(self, after: Sequence[pulumi.Resource]) -> remote.Command:
+        """install (after boot and `after`) -> configure."""
+        s = self.args.settings
+        installed = self.steps.install(
+            install_command(s, "filtering", s.filtering_version, s.filtering.arch, with_nginx=True), s.wallarm_token,
+            [self.booted, *after])
+        self.configured = self.steps.configure(self.spec, [installed])
+        return self.configured
+
     def check_health(self, after: Sequence[pulumi.Resource], fingerprint: pulumi.Input[str]) -> remote.Command:
-        """Test attack, then wallarm-status with tnt_errors 0; runs again whenever `fingerprint` changes."""
+        """Test attack counted and no new wstore write error; runs again whenever `fingerprint` changes."""
         create = script_command("health-check.sh", "--node", self.name)
-        self.health = self.steps.command("health", create, [self.configured, *after], triggers=[fingerprint])
+        self.health = self.steps.command("health", "health-check.sh", create, [self.configured, *after],
+                                         triggers=[fingerprint])
         return self.health

@@ -1,10 +1,16 @@
-"""Firewall: the security groups of both fleets and their fixed rules.
+"""Firewall: the security groups of the jump host and both fleets, and every rule, from one table.
 
-Creates: one security group for the postanalytics servers and one for the filtering nodes, with ingress
-(SSH from sshAllowedCidrs, port 80 from clientCidrs, wstore from externalFilteringCidrs) and egress limited
-to what installation, registration, proxying and wstore need. `allow_wstore_from` adds, per filtering node of
-this stack, the /32 rules that let it reach wstore. AWS security groups cannot filter by host name, so the
-HTTPS egress to meganode.wallarm.com and the Wallarm API is to any address on 443 only.
+Creates: security groups `firewall-jumphost` and `firewall-deployer` (with a jump host), `firewall-filtering` and
+`firewall-postanalytics`, and one SecurityGroupIngressRule / SecurityGroupEgressRule per row of `rules()`.
+- wstore admits the filtering group by reference (one rule per port and protocol, whatever the fleet's size)
+  plus externalFilteringCidrs; nothing else reaches it.
+- SSH reaches the nodes only from the jump host's group (or from sshAllowedCidrs without a jump host); the jump
+  host admits sshAllowedCidrs. The deployer group has no rule at all: the deploy workflow opens it to the
+  runner's address for one `pulumi up` and closes it after, and Pulumi never manages its rules (no drift).
+- The filtering nodes admit port 80 from clientCidrs (the load balancer preserves client addresses) and the
+  health check port from the VPC only.
+- Egress is what installation, registration, proxying and wstore need. Security groups cannot filter by host
+  name, so HTTPS to meganode.wallarm.com and the Wallarm API is to any address on 443.
 """
 
 from __future__ import annotations
@@ -12,23 +18,39 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_aws as aws
 
 WORLD = "0.0.0.0/0"
+GROUPS = {
+    "jumphost": "Wallarm jump host: SSH from the admin networks",
+    "deployer": "Wallarm deployer: opened to a CI runner for one deployment, no rules managed by Pulumi",
+    "filtering": "Wallarm filtering nodes",
+    "postanalytics": "Wallarm postanalytics (wstore) servers",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """A peer that is one of our security groups."""
+
+    role: str
 
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
+    group: str
+    """Whose rule: a key of GROUPS."""
+    direction: str
+    """ingress or egress."""
     port: int
     protocol: str
+    peer: Union[str, Group]
+    """A CIDR, or one of our groups."""
     description: str
-    cidr: Optional[pulumi.Input[str]] = None
-    group: Optional[pulumi.Input[str]] = None
-    """A security group ID instead of a CIDR."""
 
 
 def wstore_listeners(port: int, tls_port: int, tls: bool) -> list[tuple[int, str]]:
@@ -46,16 +68,14 @@ def upstream_target(url: str) -> tuple[str, int]:
         return WORLD, port
 
 
-def _slug(value: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.-]+", "_", value)
-
-
 @dataclasses.dataclass(frozen=True)
 class FirewallArgs:
     vpc_id: pulumi.Input[str]
-    """VPC of both groups."""
+    """VPC of every group."""
+    vpc_cidr: str
+    """The VPC's CIDR: the load balancer's health checks come from there."""
     ssh_allowed_cidrs: Sequence[str]
-    """Who may reach port 22."""
+    """Who may reach port 22 of the jump host (of the nodes, without a jump host)."""
     client_cidrs: Sequence[str]
     """Who may reach the filtering nodes on port 80."""
     external_filtering_cidrs: Sequence[str]
@@ -64,74 +84,70 @@ class FirewallArgs:
     """wstore (port, protocol) pairs, from wstore_listeners()."""
     protected_upstream: str
     """URL the filtering nodes proxy to."""
+    health_check_port: int
+    """Port of the load balancer's health check on the filtering nodes."""
+    jump_host: bool
+    """True: SSH to the nodes only from the jump host's group."""
+
+
+def rules(a: FirewallArgs) -> list[Rule]:
+    """Every rule of every group: the whole firewall as one table."""
+    table: list[Rule] = []
+    ssh_sources: list[Union[str, Group]] = [Group("jumphost")] if a.jump_host else list(a.ssh_allowed_cidrs)
+    if a.jump_host:
+        table += [Rule("jumphost", "ingress", 22, "tcp", c, f"SSH from admin network {c}") for c in a.ssh_allowed_cidrs]
+        table += [Rule("jumphost", "egress", 22, "tcp", Group(g), f"SSH to the {g} nodes") for g in ("filtering", "postanalytics")]
+    for group in ("filtering", "postanalytics"):
+        table += [Rule(group, "ingress", 22, "tcp", p, "SSH from the jump host" if isinstance(p, Group)
+                       else f"SSH from admin network {p}") for p in ssh_sources]
+        table.append(Rule(group, "egress", 443, "tcp", WORLD, "HTTPS to the Wallarm installer and API"))
+    table += [Rule("filtering", "ingress", 80, "tcp", c, f"HTTP from clients {c}") for c in a.client_cidrs]
+    table.append(Rule("filtering", "ingress", a.health_check_port, "tcp", a.vpc_cidr,
+                      "Load balancer health checks from the VPC"))
+    for port, proto in a.wstore:
+        table.append(Rule("postanalytics", "ingress", port, proto, Group("filtering"),
+                          f"wstore {proto.upper()} from the filtering nodes"))
+        table += [Rule("postanalytics", "ingress", port, proto, c, f"wstore {proto.upper()} from external filtering nodes {c}")
+                  for c in a.external_filtering_cidrs]
+        table.append(Rule("filtering", "egress", port, proto, Group("postanalytics"),
+                          f"wstore {proto.upper()} to the postanalytics servers"))
+    table.append(Rule("filtering", "egress", 80, "tcp", WORLD, "HTTP to the package mirrors of the distribution"))
+    upstream_cidr, upstream_port = upstream_target(a.protected_upstream)
+    if not any(r.group == "filtering" and r.direction == "egress" and r.peer in (WORLD, upstream_cidr)
+               and r.port == upstream_port for r in table):
+        table.append(Rule("filtering", "egress", upstream_port, "tcp", upstream_cidr, "HTTP to the protected application"))
+    return table
+
+
+def _slug(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", value)
 
 
 class Firewall(pulumi.ComponentResource):
-    postanalytics_sg_id: pulumi.Output[str]
-    """Security group of the postanalytics servers."""
-    filtering_sg_id: pulumi.Output[str]
-    """Security group of the filtering nodes."""
+    group_ids: dict[str, pulumi.Output[str]]
+    """role -> security group ID (jumphost, deployer, filtering, postanalytics)."""
 
     def __init__(self, name: str, args: FirewallArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("wallarm:index:Firewall", name, None, opts)
-        self.name = name
-        self.args = args
-        self._child = pulumi.ResourceOptions(parent=self)
-        pa = self._group("postanalytics", "Wallarm postanalytics (wstore) servers")
-        fl = self._group("filtering", "Wallarm filtering nodes")
-        self.postanalytics_sg_id, self.filtering_sg_id = pa.id, fl.id
-
-        ssh = [Rule(22, "tcp", f"SSH from admin network {c}", cidr=c) for c in args.ssh_allowed_cidrs]
-        self._rules("postanalytics", pa.id, "ingress", ssh + [
-            Rule(p, proto, f"wstore {proto.upper()} from external filtering nodes {c}", cidr=c)
-            for c in args.external_filtering_cidrs for p, proto in args.wstore])
-        self._rules("postanalytics", pa.id, "egress", [
-            Rule(443, "tcp", "HTTPS to the Wallarm installer and API", cidr=WORLD)])
-        self._rules("filtering", fl.id, "ingress", ssh + [
-            Rule(80, "tcp", f"HTTP from clients {c}", cidr=c) for c in args.client_cidrs])
-        upstream_cidr, upstream_port = upstream_target(args.protected_upstream)
-        egress = [
-            Rule(443, "tcp", "HTTPS to the Wallarm installer and API", cidr=WORLD),
-            Rule(80, "tcp", "HTTP to the distribution's package mirrors", cidr=WORLD),
-            *[Rule(p, proto, f"wstore {proto.upper()} to the postanalytics servers", group=pa.id)
-              for p, proto in args.wstore],
-        ]
-        if not any(r.cidr in (WORLD, upstream_cidr) and r.port == upstream_port for r in egress):
-            egress.append(Rule(upstream_port, "tcp", "HTTP to the protected application", cidr=upstream_cidr))
-        self._rules("filtering", fl.id, "egress", egress)
-        self.register_outputs({"postanalyticsSgId": pa.id, "filteringSgId": fl.id})
-
-    def _group(self, role: str, description: str) -> aws.ec2.SecurityGroup:
-        sg_name = f"{self.name}-{role}"
-        return aws.ec2.SecurityGroup(sg_name, vpc_id=self.args.vpc_id, description=description,
-                                     tags={"Name": sg_name}, opts=self._child)
-
-    def _rules(self, role: str, sg_id: pulumi.Input[str], direction: str, rules: Sequence[Rule]) -> None:
-        for rule in rules:
-            peer = _slug(rule.cidr) if rule.cidr is not None else "sg"
-            _rule(f"{self.name}-{role}-{direction}-{rule.protocol}{rule.port}-{peer}", sg_id, direction,
-                  rule, self._child)
-
-    def allow_wstore_from(self, name: str, private_ip: pulumi.Output[str], parent: pulumi.Resource) -> None:
-        """Lets one filtering node of this stack (its private IP, /32) reach wstore."""
-        for port, proto in self.args.wstore:
-            rule = Rule(port, proto, f"wstore {proto.upper()} from filtering node {name}",
-                        cidr=private_ip.apply(lambda ip: f"{ip}/32"))
-            _rule(f"{name}-wstore-{proto}{port}", self.postanalytics_sg_id, "ingress", rule,
-                  pulumi.ResourceOptions(parent=parent))
-
-
-def _rule(name: str, sg_id: pulumi.Input[str], direction: str, rule: Rule, opts: pulumi.ResourceOptions):
-    cls = aws.vpc.SecurityGroupIngressRule if direction == "ingress" else aws.vpc.SecurityGroupEgressRule
-    return cls(
-        name,
-        security_group_id=sg_id,
-        ip_protocol=rule.protocol,
-        from_port=rule.port,
-        to_port=rule.port,
-        cidr_ipv4=rule.cidr,
-        referenced_security_group_id=rule.group,
-        description=rule.description,
-        tags={"Name": name},
-        opts=opts,
-    )
+        child = pulumi.ResourceOptions(parent=self)
+        roles = [r for r in GROUPS if args.jump_host or r not in ("jumphost", "deployer")]
+        self.group_ids = {}
+        for role in roles:
+            sg_name = f"{name}-{role}"
+            self.group_ids[role] = aws.ec2.SecurityGroup(
+                sg_name, vpc_id=args.vpc_id, description=GROUPS[role], tags={"Name": sg_name}, opts=child).id
+        for rule in rules(args):
+            peer = rule.peer.role if isinstance(rule.peer, Group) else _slug(rule.peer)
+            rule_name = f"{name}-{rule.group}-{rule.direction}-{rule.protocol}{rule.port}-{peer}"
+            cls = aws.vpc.SecurityGroupIngressRule if rule.direction == "ingress" else aws.vpc.SecurityGroupEgressRule
+            cls(rule_name,
+                security_group_id=self.group_ids[rule.group],
+                ip_protocol=rule.protocol,
+                from_port=rule.port,
+                to_port=rule.port,
+                cidr_ipv4=None if isinstance(rule.peer, Group) else rule.peer,
+                referenced_security_group_id=self.group_ids[rule.peer.role] if isinstance(rule.peer, Group) else None,
+                description=rule.description,
+                tags={"Name": rule_name},
+                opts=child)
+        self.register_outputs({f"{role}SgId": sg for role, sg in self.group_ids.items()})

@@ -1,10 +1,10 @@
-"""Read-only AWS lookups (invokes): the network and the AMI. No resources are declared here."""
+"""Read-only AWS lookups (invokes) for the images. No resources are declared here."""
 
 from __future__ import annotations
 
 import pulumi_aws as aws
 
-from components.settings import Settings, SettingsError
+from components.settings import Settings
 
 # Official image owners and name patterns, per OS and installer architecture.
 IMAGES = {
@@ -16,19 +16,9 @@ IMAGES = {
 }
 
 
-def network(s: Settings) -> tuple[str, list[str]]:
-    """VPC ID and the subnets to spread nodes across (the default VPC and all its subnets when unset)."""
-    vpc_id = s.vpc_id or aws.ec2.get_vpc(default=True).id
-    if s.subnet_ids:
-        return vpc_id, list(s.subnet_ids)
-    subnets = sorted(aws.ec2.get_subnets(filters=[{"name": "vpc-id", "values": [vpc_id]}]).ids)
-    if not subnets:
-        raise SettingsError(f"vpcId is {vpc_id!r}: it has no subnets; set subnetIds or use a VPC with subnets.")
-    return vpc_id, subnets
-
-
 def ami(s: Settings, arch: str) -> str:
-    """The AMI for an architecture: amiId when set, else the newest official image of `os`."""
+    """The AMI for an architecture: amiId when set, else the newest official image of `os`. A running node keeps
+    its image when a newer one is published (components/host.py); a new machine takes the one named here."""
     if s.ami_id:
         return s.ami_id
     owner, names = IMAGES[s.os]

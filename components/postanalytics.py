@@ -1,10 +1,9 @@
 """Postanalytics: one wstore server.
 
-Creates: the EC2 instance; with TLS, its server key, CSR (SANs: its private IP and private DNS name) and
-certificate; remote steps upload -> wait (boot, cloud-init) -> install (all-in-one, mode postanalytics) ->
-configure (env.list arena, wstore.yaml and node.yaml keys, certificate files, restart when changed).
-The configure step is declared by `configure()`, after the filtering nodes exist: with mutual TLS, the client
-certificates must be on NGINX before wstore starts asking for them.
+Creates: the EC2 instance (private subnet, no public IP); with TLS, its server key, CSR (SANs: its private IP and
+private DNS name) and certificate; remote steps upload -> wait (boot) -> install (all-in-one, mode postanalytics)
+-> configure (env.list arena, wstore.yaml and node.yaml keys, certificate files, restart when changed).
+The configure step is declared by `configure()`, from components/rollout.py, which says when it runs.
 """
 
 from __future__ import annotations
@@ -27,26 +26,24 @@ class Postanalytics(pulumi.ComponentResource):
     """Private DNS name (in the server certificate too)."""
     spec: pulumi.Output[str]
     """The configure step's stdin (secret: it carries the server key)."""
-    configured: Optional[remote.Command]
+    installed: remote.Command
+    """The install step."""
+    configured: Optional[remote.Command] = None
     """The configure step, once configure() has declared it."""
 
     def __init__(self, name: str, args: NodeArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("wallarm:index:Postanalytics", name, None, opts)
         self.name, self.args = name, args
         s = args.settings
-        self.instance = create_instance(name, "postanalytics", s.postanalytics, args.ami_id, args.subnet_id,
-                                        args.security_group_id, args.key_name, s.root_volume_gb,
-                                        s.wallarm_version, self)
+        self.instance = create_instance(name, "postanalytics", s.postanalytics, args, s.postanalytics_version, self)
         self.private_ip, self.private_dns = self.instance.private_ip, self.instance.private_dns
-        self.steps = HostSteps(name, self.instance, s.ssh_user, args.ssh_private_key, self)
-        self.installed = self._install()
+        self.steps = HostSteps(name, self.instance, s.ssh_user, args.ssh_private_key, args.proxy, self)
+        booted = self.steps.boot(SCRIPTS)
+        self.installed = self.steps.install(
+            install_command(s, "postanalytics", s.postanalytics_version, s.postanalytics.arch), s.wallarm_token,
+            [booted])
         self.spec = self._render_spec()
-        self.configured = None
         self.register_outputs({"privateIp": self.private_ip, "privateDns": self.private_dns})
-
-    def _install(self) -> remote.Command:
-        s = self.args.settings
-        return self.steps.install(SCRIPTS, install_command(s, "postanalytics", s.postanalytics.arch), s.wallarm_token)
 
     def _render_spec(self) -> pulumi.Output[str]:
         s, pki = self.args.settings, self.args.pki
@@ -61,6 +58,6 @@ class Postanalytics(pulumi.ComponentResource):
                 server_cert=v[1], server_key=v[2], ca_cert=v[3])))
 
     def configure(self, after: Sequence[pulumi.Resource] = ()) -> remote.Command:
-        """Declares the configure step, after the install and `after` (every filtering node's configure step)."""
+        """Declares the configure step, after the install and `after`."""
         self.configured = self.steps.configure(self.spec, [self.installed, *after])
         return self.configured

@@ -86,8 +86,12 @@ def render_upstream(servers: Sequence[str], tls: bool, mutual_tls: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_nginx_conf(upstream: str, protected_upstream: str, mode: str) -> str:
-    """Our one NGINX file (http context, conf.d): the wstore upstream and the proxying server."""
+HEALTH_PATH = "/healthz"
+
+
+def render_nginx_conf(upstream: str, protected_upstream: str, mode: str, health_port: int) -> str:
+    """Our one NGINX file (http context, conf.d): the wstore upstream, the proxying server, and the location the
+    load balancer checks (answered by NGINX itself, never proxied, never analysed)."""
     return (
         f"{MANAGED}\n{upstream}\n"
         "server {\n"
@@ -100,6 +104,19 @@ def render_nginx_conf(upstream: str, protected_upstream: str, mode: str) -> str:
         "        proxy_set_header X-Real-IP $remote_addr;\n"
         "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
         "        proxy_set_header X-Forwarded-Proto $scheme;\n"
+        "    }\n"
+        "}\n"
+        "server {\n"
+        f"    listen {health_port};\n"
+        "    server_name _;\n"
+        "    wallarm_mode off;\n"
+        "    access_log off;\n"
+        f"    location = {HEALTH_PATH} {{\n"
+        "        default_type text/plain;\n"
+        '        return 200 "ok\\n";\n'
+        "    }\n"
+        "    location / {\n"
+        "        return 404;\n"
         "    }\n"
         "}\n"
     )

@@ -16,8 +16,13 @@ from tools.mocks import ProviderMocks
 
 
 def instances(mocks: ProviderMocks, role: str) -> dict[str, dict]:
-    """name -> outputs of every instance of a role."""
-    return {r.name: r.outputs for r in mocks.of_type("aws:ec2/instance:Instance") if r.name.startswith(role)}
+    """node name (filtering-0, ...) -> outputs of every instance of a role."""
+    return {r.inputs["tags"]["Node"]: r.outputs for r in instance_records(mocks, role)}
+
+
+def instance_records(mocks: ProviderMocks, role: str) -> list:
+    """The recorded instances of a role (postanalytics, filtering, jumphost)."""
+    return [r for r in mocks.of_type("aws:ec2/instance:Instance") if r.inputs["tags"]["Role"] == role]
 
 
 def command(mocks: ProviderMocks, name: str) -> dict:

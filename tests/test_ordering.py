@@ -1,6 +1,7 @@
-"""The order of the remote steps, read from the dependency graph the Pulumi SDK itself declared: both fleets
-install in parallel; wstore asks for client certificates only after every NGINX has one; each health check runs
-after every node is configured."""
+"""The order of the steps, read from the dependency graph the Pulumi SDK itself declared (components/rollout.py
+says why): both fleets boot in parallel; postanalytics installs before any filtering node does; wstore asks for
+client certificates only after every NGINX has one; each health check runs after every node is configured; a node
+is registered in the load balancer only once it is checked, and its in-service wait follows."""
 
 from __future__ import annotations
 
@@ -23,31 +24,57 @@ def closure(resource) -> set[str]:
 
 @pytest.fixture(scope="module")
 def program():
-    run = program_run(postanalyticsCount=2, filteringCount=3)
-    return run.namespace
+    return program_run(postanalyticsCount=2, filteringCount=3)
 
 
-def test_filtering_nodes_do_not_wait_for_postanalytics_installs(program):
-    """Guards against a serial rollout: the critical path must stay one host's chain plus the check."""
-    for node in program["filtering"]:
-        deps = closure(node.configured)
-        assert f"{node.name}-install" in deps
-        waits = sorted(d for d in deps if d.startswith("postanalytics-") and d.endswith(("-wait", "-install")))
-        assert waits == [], f"{node.name}-configure waits for {waits}"
+def test_fleets_boot_in_parallel(program):
+    """Guards against a serial rollout: no node's boot waits for another node."""
+    for node in program.namespace["filtering"]:
+        deps = closure(node.booted)
+        assert not [d for d in deps if d.startswith(("postanalytics-", "filtering-")) and not d.startswith(node.name)], \
+            f"{node.name}-wait waits for another node"
+
+
+def test_postanalytics_installs_before_any_filtering_node(program):
+    """Guards against filtering nodes of a new version installed before wstore (Wallarm upgrades postanalytics first)."""
+    installs = {f"{p.name}-install" for p in program.namespace["postanalytics"]}
+    for node in program.namespace["filtering"]:
+        missing = installs - closure(node.configured)
+        assert not missing, f"{node.name} installs before {sorted(missing)}"
+    for server in program.namespace["postanalytics"]:
+        assert not [d for d in closure(server.installed) if d.startswith("filtering-")], server.name
 
 
 def test_wstore_configured_after_every_nginx(program):
     """Guards against wstore demanding client certificates before the filtering nodes present them."""
-    for server in program["postanalytics"]:
+    for server in program.namespace["postanalytics"]:
         deps = closure(server.configured)
-        for node in program["filtering"]:
+        for node in program.namespace["filtering"]:
             assert f"{node.name}-configure" in deps, f"{server.name}-configure does not wait for {node.name}"
 
 
 def test_health_checks_follow_every_configure_step(program):
     """Guards against a health check that runs while another node is still being configured."""
-    every = {f"{n.name}-configure" for n in program["filtering"] + program["postanalytics"]}
+    ns = program.namespace
+    every = {f"{n.name}-configure" for n in ns["filtering"] + ns["postanalytics"]}
     assert len(every) == 5
-    for node in program["filtering"]:
+    for node in ns["filtering"]:
         missing = every - closure(node.health)
         assert not missing, f"{node.name}-health runs before {sorted(missing)}"
+
+
+def test_a_node_serves_only_once_checked(program):
+    """Guards against the load balancer sending clients to a node before its health check passed, and against a
+    rollout that moves on before the load balancer sees the node healthy."""
+    for node in program.namespace["filtering"]:
+        in_service = node.in_service
+        assert in_service._name == f"{node.name}-in-service"
+        deps = closure(in_service)
+        assert {f"{node.name}-target", f"{node.name}-health"} <= deps
+        target = program.mocks.named(f"{node.name}-target")
+        assert program.mocks.named(f"{node.name}-health").urn in target.options["dependencies"]
+
+
+def test_replacements_create_before_they_delete(program):
+    """Guards against a replacement that removes a node (or its registration) before its successor serves."""
+    assert not [r.name for r in program.mocks.resources if r.options.get("deleteBeforeReplace")]

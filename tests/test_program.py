@@ -1,5 +1,5 @@
 """The whole __main__.py under mocks: what it declares for the dev stack and the 2x3 variants, TLS on and off,
-mutual TLS on and off."""
+mutual TLS on and off: fleets, firewall, certificates, installer steps, upstreams, exports."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from components import render
+from tests.conftest import program_run
+from tests.helpers import cert, command, instance_records, instances, sans, spec, spec_file
 from tools.nginxconf import parse_text
-from tests.helpers import cert, command, instances, sans, spec, spec_file
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+ADMIN = "203.0.113.10/32"
 
 
 def _settings(overrides):
@@ -27,10 +29,13 @@ def _settings(overrides):
     }
 
 
+def _sg(mocks, role):
+    return mocks.named(f"firewall-{role}").id
+
+
 def _rules(mocks, typ, role):
-    """The rules of one fleet's security group."""
-    sg_id = mocks.named(f"firewall-{role}").id
-    return [r for r in mocks.of_type(typ) if r.inputs["securityGroupId"] == sg_id]
+    """The rules of one security group."""
+    return [r for r in mocks.of_type(typ) if r.inputs["securityGroupId"] == _sg(mocks, role)]
 
 
 def test_counts(variant):
@@ -39,44 +44,56 @@ def test_counts(variant):
     s = _settings(overrides)
     assert len(instances(run.mocks, "postanalytics")) == s["pa"]
     assert len(instances(run.mocks, "filtering")) == s["f"]
+    assert len(instances(run.mocks, "jumphost")) == 1
 
 
-def test_wstore_reachable_only_from_filtering_nodes(variant):
+def test_wstore_reachable_only_from_the_filtering_group(variant):
     """Guards against wstore (arbitrary Lua and OS commands) being open beyond this stack's filtering nodes."""
     _, overrides, run = variant
     s = _settings(overrides)
     wanted = {(6388, "tcp")} if s["tls"] else {(3313, "tcp"), (3313, "udp")}
-    filtering_cidrs = {f"{o['privateIp']}/32" for o in instances(run.mocks, "filtering").values()}
-    rules = _rules(run.mocks, INGRESS, "postanalytics")
-    wstore = [r for r in rules if r.inputs["fromPort"] != 22]
-    assert wstore, "no wstore ingress rule at all"
+    wstore = [r for r in _rules(run.mocks, INGRESS, "postanalytics") if r.inputs["fromPort"] != 22]
+    assert {(r.inputs["fromPort"], r.inputs["ipProtocol"]) for r in wstore} == wanted
     for r in wstore:
-        i = r.inputs
-        assert (i["fromPort"], i["ipProtocol"]) in wanted, f"{r.name} opens {i['ipProtocol']}/{i['fromPort']}"
-        assert i["fromPort"] == i["toPort"], r.name
-        assert i["cidrIpv4"] in filtering_cidrs, f"{r.name} admits {i['cidrIpv4']}, not a filtering node"
-        assert i.get("description"), r.name
-    have = {(r.inputs["cidrIpv4"], r.inputs["fromPort"], r.inputs["ipProtocol"]) for r in wstore}
-    assert have == {(c, p, proto) for c in filtering_cidrs for p, proto in wanted}
+        assert r.inputs.get("referencedSecurityGroupId") == _sg(run.mocks, "filtering"), \
+            f"{r.name} admits {r.inputs.get('cidrIpv4')}, not the filtering group"
+        assert not r.inputs.get("cidrIpv4") and r.inputs["fromPort"] == r.inputs["toPort"], r.name
 
 
-def test_ssh_only_from_listed_cidrs(variant):
-    """Guards against port 22 open to anything but sshAllowedCidrs, on either fleet."""
+def test_ssh_to_nodes_only_from_the_jump_host(variant):
+    """Guards against port 22 of a node reachable from anywhere but the jump host's group."""
     _, _, run = variant
     for role in ("postanalytics", "filtering"):
         ssh = [r for r in _rules(run.mocks, INGRESS, role) if r.inputs["fromPort"] == 22]
-        assert [r.inputs["cidrIpv4"] for r in ssh] == ["203.0.113.10/32"], role
+        assert [(r.inputs.get("referencedSecurityGroupId"), r.inputs.get("cidrIpv4")) for r in ssh] == \
+            [(_sg(run.mocks, "jumphost"), None)], role
+    jump = [(r.inputs["fromPort"], r.inputs.get("cidrIpv4")) for r in _rules(run.mocks, INGRESS, "jumphost")]
+    assert jump == [(22, ADMIN)]
+    assert _rules(run.mocks, INGRESS, "deployer") == [] and _rules(run.mocks, EGRESS, "deployer") == []
 
 
-def test_filtering_ingress_is_http_and_ssh_only(variant):
-    """Guards against the filtering nodes exposing anything but port 80 to clients."""
+def test_without_jump_host_nodes_take_ssh_from_the_admin_networks():
+    """Guards against a deployer inside the VPC (jumpHost false) that cannot reach any node."""
+    run = program_run(jumpHost=False)
+    assert instances(run.mocks, "jumphost") == {}
+    for role in ("postanalytics", "filtering"):
+        ssh = [r.inputs.get("cidrIpv4") for r in _rules(run.mocks, INGRESS, role) if r.inputs["fromPort"] == 22]
+        assert ssh == [ADMIN], role
+    for r in run.mocks.of_type("command:remote:Command"):
+        assert not r.inputs["connection"].get("proxy"), r.name
+    assert "jumpHostPublicIp" not in run.exports
+    assert all(c.startswith("ssh admin@10.") for c in run.exports["sshCommands"].values())
+
+
+def test_filtering_ingress(variant):
+    """Guards against the filtering nodes exposing anything but port 80 to clients and the health port to the VPC."""
     _, _, run = variant
-    ports = {(r.inputs["fromPort"], r.inputs["cidrIpv4"]) for r in _rules(run.mocks, INGRESS, "filtering")}
-    assert ports == {(80, "0.0.0.0/0"), (22, "203.0.113.10/32")}
+    ports = {(r.inputs["fromPort"], r.inputs.get("cidrIpv4") or "sg") for r in _rules(run.mocks, INGRESS, "filtering")}
+    assert ports == {(80, "0.0.0.0/0"), (8081, "10.0.0.0/16"), (22, "sg")}
 
 
 def test_egress_is_limited(variant):
-    """Guards against allow-all egress: only HTTPS, apt's HTTP, wstore and the protected application."""
+    """Guards against allow-all egress: only HTTPS, apt's HTTP, wstore, SSH from the jump host, the application."""
     _, overrides, run = variant
     s = _settings(overrides)
     pa = {(r.inputs["fromPort"], r.inputs["ipProtocol"]) for r in _rules(run.mocks, EGRESS, "postanalytics")}
@@ -84,29 +101,86 @@ def test_egress_is_limited(variant):
     fl = _rules(run.mocks, EGRESS, "filtering")
     to_wstore = {(r.inputs["fromPort"], r.inputs["ipProtocol"]) for r in fl if r.inputs.get("referencedSecurityGroupId")}
     assert to_wstore == ({(6388, "tcp")} if s["tls"] else {(3313, "tcp"), (3313, "udp")})
-    assert all(r.inputs["ipProtocol"] != "-1" for r in fl), "an all-protocols egress rule"
+    assert all(r.inputs["ipProtocol"] != "-1" for r in run.mocks.of_type(EGRESS)), "an all-protocols egress rule"
     assert any(r.inputs.get("cidrIpv4") == "10.0.0.10/32" and r.inputs["fromPort"] == 8080 for r in fl), \
         "no egress to the protected application 10.0.0.10:8080"
+    jump = {(r.inputs["fromPort"], r.inputs.get("referencedSecurityGroupId")) for r in _rules(run.mocks, EGRESS, "jumphost")}
+    assert jump == {(22, _sg(run.mocks, "filtering")), (22, _sg(run.mocks, "postanalytics"))}
+
+
+def test_no_node_has_a_public_address(variant):
+    """Guards against a node on the internet: only the jump host has a public IP."""
+    _, _, run = variant
+    for role in ("postanalytics", "filtering"):
+        for r in instance_records(run.mocks, role):
+            assert r.inputs["associatePublicIpAddress"] is False and not r.outputs["publicIp"], r.name
+    [jump] = instance_records(run.mocks, "jumphost")
+    assert jump.inputs["associatePublicIpAddress"] is True
+    assert sorted(jump.inputs["vpcSecurityGroupIds"]) == sorted([_sg(run.mocks, "jumphost"), _sg(run.mocks, "deployer")])
+    assert "iamInstanceProfile" not in jump.inputs
 
 
 def test_instances_are_hardened(variant):
-    """Guards against IMDSv1, unencrypted volumes, or in-place reinstalls on a new version."""
+    """Guards against IMDSv1 (or a hop limit that lets containers reach it), or unencrypted volumes."""
     _, _, run = variant
     for r in run.mocks.of_type("aws:ec2/instance:Instance"):
         i = r.inputs
         assert i["metadataOptions"]["httpTokens"] == "required", r.name
+        assert i["metadataOptions"]["httpPutResponseHopLimit"] == 1, r.name
         assert i["rootBlockDevice"]["encrypted"] is True, r.name
-        assert i["userDataReplaceOnChange"] is True and "version=6.12.1" in i["userData"], r.name
+        assert i["userDataReplaceOnChange"] is True, r.name
         assert i["tags"]["Name"] == r.name
 
 
-def test_nodes_spread_across_subnets():
-    """Guards against every node landing in one availability zone."""
-    from tests.conftest import program_run
-    run = program_run(postanalyticsCount=2, filteringCount=3)
-    for role in ("postanalytics", "filtering"):
-        subnets = [r.inputs["subnetId"] for r in run.mocks.of_type("aws:ec2/instance:Instance") if r.name.startswith(role)]
-        assert len(set(subnets)) == len(subnets), f"{role}: {subnets}"
+def test_every_remote_step_goes_through_the_jump_host(variant):
+    """Guards against a step that dials a node directly (nodes have no public address)."""
+    _, _, run = variant
+    [jump] = instance_records(run.mocks, "jumphost")
+    steps = run.mocks.of_type("command:remote:Command") + run.mocks.of_type("command:remote:CopyToRemote")
+    private = {o["privateIp"] for role in ("postanalytics", "filtering") for o in instances(run.mocks, role).values()}
+    for r in steps:
+        c = r.inputs["connection"]
+        assert c["proxy"]["host"] == jump.outputs["publicIp"] and c["proxy"]["user"] == "admin", r.name
+        assert c["host"] in private, f"{r.name} dials {c['host']}"
+        assert "PRIVATE KEY" in c["proxy"]["privateKey"]
+
+
+def test_load_balancer_targets_exactly_the_filtering_nodes(variant):
+    """Guards against clients reaching a node that is not a filtering node, or a node left out."""
+    _, _, run = variant
+    [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert lb.inputs["loadBalancerType"] == "network" and lb.inputs["internal"] is False
+    assert lb.inputs["enableCrossZoneLoadBalancing"] is True
+    [tg] = run.mocks.of_type("aws:lb/targetGroup:TargetGroup")
+    assert (tg.inputs["port"], tg.inputs["protocol"], tg.inputs["targetType"]) == (80, "TCP", "instance")
+    assert tg.inputs["preserveClientIp"] == "true" and tg.inputs["deregistrationDelay"] == "30"
+    assert tg.inputs["healthCheck"]["port"] == "8081" and tg.inputs["healthCheck"]["path"] == "/healthz"
+    targets = sorted(r.inputs["targetId"] for r in run.mocks.of_type("aws:lb/targetGroupAttachment:TargetGroupAttachment"))
+    assert targets == sorted(r.id for r in instance_records(run.mocks, "filtering"))
+    [listener] = run.mocks.of_type("aws:lb/listener:Listener")
+    assert (listener.inputs["port"], listener.inputs["protocol"]) == (80, "TCP")
+    assert run.exports["url"] == f"http://{lb.outputs['dnsName']}"
+
+
+def test_tls_listener_with_a_certificate():
+    """Guards against a certificate that is set but not served."""
+    arn = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+    run = program_run(tlsCertificateArn=arn)
+    listeners = {r.inputs["port"]: r.inputs for r in run.mocks.of_type("aws:lb/listener:Listener")}
+    assert sorted(listeners) == [80, 443]
+    assert listeners[443]["protocol"] == "TLS" and listeners[443]["certificateArn"] == arn
+    assert listeners[443]["sslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+
+
+def test_health_location_answers_locally(variant):
+    """Guards against a load balancer check that proxies to the application (or that wstore trouble fails)."""
+    _, _, run = variant
+    conf = spec_file(spec(run.mocks, "filtering-0"), render.NGINX_CONF)["content"]
+    servers = [d for d in parse_text(conf) if d["directive"] == "server"]
+    health = next(s for s in servers if ["8081"] in [d["args"] for d in s["block"] if d["directive"] == "listen"])
+    location = next(d for d in health["block"] if d["directive"] == "location" and d["args"] == ["=", "/healthz"])
+    assert [d["directive"] for d in location["block"]] == ["default_type", "return"]
+    assert not any(d["directive"] == "proxy_pass" for s in [health] for d in s["block"])
 
 
 def test_installer_url_mode_and_group_per_host(variant):
@@ -120,17 +194,27 @@ def test_installer_url_mode_and_group_per_host(variant):
             assert f"--mode {mode}" in create and f"--arch {arch}" in create, f"{name}: {create}"
             assert "--group dev" in create and "--cloud EU" in create, f"{name}: {create}"
             assert ("--with-nginx" in create) == (role == "filtering"), f"{name}: {create}"
+            assert "--sha256" not in create
             assert create.startswith("sudo bash ~/wallarm-deploy/install-wallarm.sh"), create
+
+
+def test_pinned_installer_digest_reaches_the_host():
+    """Guards against an installerSha256 pin that the host never checks."""
+    digest = "ab" * 32
+    run = program_run(installerSha256=[f"6.12.1/x86_64={digest}"])
+    for name in ("postanalytics-0", "filtering-0"):
+        assert f"--sha256 {digest}" in command(run.mocks, f"{name}-install")["create"]
+    arm = program_run(installerSha256=[f"6.12.1/x86_64={digest}"], filteringInstanceType="c7g.large")
+    assert "--sha256" not in command(arm.mocks, "filtering-0-install")["create"], "an x86_64 pin applied to aarch64"
 
 
 def test_arm_types_get_the_aarch64_installer():
     """Guards against the architecture being fixed rather than following the instance type."""
-    from tests.conftest import program_run
     run = program_run(postanalyticsInstanceType="m7g.large", filteringInstanceType="c7g.large")
     for name in ("postanalytics-0", "filtering-0"):
         assert "wallarm-6.12.1.aarch64-glibc.sh" in command(run.mocks, f"{name}-install")["create"]
     amis = {r.inputs["ami"] for r in run.mocks.of_type("aws:ec2/instance:Instance")}
-    assert len(amis) == 1
+    assert len(amis) == 1, "arm64 nodes and the arm64 jump host share one image"
 
 
 def test_arena_and_listeners(variant):
@@ -225,39 +309,52 @@ def test_certificates(variant):
             assert spec_file(sp, render.NGINX_CLIENT_KEY)["mode"] == "0600"
 
 
-def test_every_remote_step_follows_its_instance(variant):
-    """Guards against a replaced instance that never gets installed (an update runs on the new host by chance)."""
+def test_every_remote_step_follows_its_instance_and_its_script(variant):
+    """Guards against a replaced instance that never gets installed, or an edited script that never runs again."""
     _, _, run = variant
-    ids = {r.name: r.id for r in run.mocks.of_type("aws:ec2/instance:Instance")}
+    ids = {r.inputs["tags"]["Node"]: r.id for r in run.mocks.of_type("aws:ec2/instance:Instance")}
     steps = run.mocks.of_type("command:remote:Command") + run.mocks.of_type("command:remote:CopyToRemote")
     assert steps
     for r in steps:
         host = re.match(r"(postanalytics|filtering)-\d+", r.name).group(0)
-        assert ids[host] in r.inputs["triggers"], f"{r.name} does not follow {host}'s instance"
+        assert r.inputs["triggers"][0] == ids[host], f"{r.name} does not follow {host}'s instance"
         assert r.inputs["connection"]["user"] == "admin" and r.inputs["connection"]["host"], r.name
+    for r in run.mocks.of_type("command:remote:Command"):
+        assert re.fullmatch(r"[0-9a-f]{64}", r.inputs["triggers"][1]), f"{r.name} lacks its script's hash"
+
+
+def test_no_command_asks_sshd_for_environment_variables(variant):
+    """Guards against PULUMI_COMMAND_STDOUT sent over SSH on every update (stock sshd refuses it, with a warning)."""
+    _, _, run = variant
+    commands = run.mocks.of_type("command:remote:Command") + run.mocks.of_type("command:local:Command")
+    assert commands and all(r.inputs["addPreviousOutputInEnv"] is False for r in commands)
 
 
 def test_exports(variant):
-    """Guards against outputs that do not match what the hosts got."""
+    """Guards against outputs that do not match what the hosts got, or that operators cannot use."""
     _, overrides, run = variant
     s = _settings(overrides)
     e = run.exports
     assert e["postanalyticsPrivateIps"] == [o["privateIp"] for o in instances(run.mocks, "postanalytics").values()]
-    assert e["filteringPublicIps"] == [o["publicIp"] for o in instances(run.mocks, "filtering").values()]
-    for ip in e["filteringPublicIps"]:
-        ipaddress.IPv4Address(ip)
+    assert e["filteringPrivateIps"] == [o["privateIp"] for o in instances(run.mocks, "filtering").values()]
+    for ip in e["filteringPrivateIps"] + e["postanalyticsPrivateIps"]:
+        assert ipaddress.IPv4Address(ip).is_private
     for name in instances(run.mocks, "filtering"):
         assert e["wstoreUpstream"] in spec_file(spec(run.mocks, name), render.NGINX_CONF)["content"]
     assert (e["caCertificate"] or "").startswith("-----BEGIN CERTIFICATE-----") == s["tls"]
     assert "sshPrivateKey" in run.secret_exports
+    [jump] = instance_records(run.mocks, "jumphost")
+    assert e["jumpHostPublicIp"] == jump.outputs["publicIp"]
+    assert e["deployerSecurityGroupId"] == _sg(run.mocks, "deployer")
+    nodes = {**instances(run.mocks, "postanalytics"), **instances(run.mocks, "filtering")}
+    assert e["sshCommands"] == {n: f"ssh -J admin@{e['jumpHostPublicIp']} admin@{o['privateIp']}" for n, o in nodes.items()}
 
 
 @pytest.mark.parametrize("os_name,user", [("debian-12", "admin"), ("ubuntu-24.04", "ubuntu")])
 def test_ssh_user_follows_os(os_name, user):
     """Guards against connecting as a user the image does not have."""
-    from tests.conftest import program_run
     run = program_run(os=os_name)
     for r in run.mocks.of_type("command:remote:Command"):
-        assert r.inputs["connection"]["user"] == user
+        assert r.inputs["connection"]["user"] == user and r.inputs["connection"]["proxy"]["user"] == user
     uploads = run.mocks.of_type("command:remote:CopyToRemote")
     assert all(r.inputs["remotePath"].startswith(f"/home/{user}/wallarm-deploy/") for r in uploads)

@@ -1,0 +1,91 @@
+"""EntryPoint: the stable address clients use, whatever nodes come and go.
+
+Creates: an internet-facing Network Load Balancer in the public subnets (cross-zone), a TCP target group of
+instance targets on port 80 (client IPs preserved, so Wallarm sees real client addresses; health check HTTP on
+healthCheckPort, an NGINX location that answers locally), a TCP listener on 80 and, with tlsCertificateArn, a TLS
+listener on 443 that terminates with that ACM certificate; both forward to the target group.
+`register()` adds, under a filtering node: its TargetGroupAttachment, declared after the node's health check,
+and a local "in-service" step that waits until the load balancer reports it healthy (AWS CLI where pulumi runs).
+A replaced node is thus registered and healthy before the attachment of the node it replaces is deleted:
+Pulumi deletes replaced and removed resources last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence
+
+import pulumi
+import pulumi_aws as aws
+from pulumi_command import local
+
+TRAFFIC_PORT = 80
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryPointArgs:
+    vpc_id: pulumi.Input[str]
+    """VPC of the target group."""
+    public_subnet_ids: pulumi.Input[Sequence[str]]
+    """Subnets of the load balancer."""
+    health_check_port: int
+    """Port of the NGINX health location on every node."""
+    deregistration_delay: int
+    """Seconds a deregistered node drains."""
+    certificate_arn: Optional[str] = None
+    """ACM certificate: adds the TLS listener on 443."""
+    wait_for_health: bool = True
+    """Wait for each registered node to be in service (needs the AWS CLI)."""
+    region: Optional[str] = None
+    """The stack's region, for the AWS CLI."""
+
+
+class EntryPoint(pulumi.ComponentResource):
+    dns_name: pulumi.Output[str]
+    """The load balancer's DNS name: the application's address."""
+    target_group_arn: pulumi.Output[str]
+    """The filtering nodes' target group."""
+
+    def __init__(self, name: str, args: EntryPointArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("wallarm:index:EntryPoint", name, None, opts)
+        self.args = args
+        child = pulumi.ResourceOptions(parent=self)
+        lb = aws.lb.LoadBalancer(
+            f"{name}-nlb", load_balancer_type="network", internal=False, subnets=args.public_subnet_ids,
+            enable_cross_zone_load_balancing=True, tags={"Name": f"{name}-nlb"}, opts=child)
+        group = aws.lb.TargetGroup(
+            f"{name}-http", port=TRAFFIC_PORT, protocol="TCP", target_type="instance", vpc_id=args.vpc_id,
+            preserve_client_ip="true", deregistration_delay=str(args.deregistration_delay),
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                protocol="HTTP", port=str(args.health_check_port), path="/healthz", matcher="200",
+                interval=10, healthy_threshold=2, unhealthy_threshold=2),
+            tags={"Name": f"{name}-http"}, opts=child)
+        listeners = [(TRAFFIC_PORT, "TCP", None)]
+        if args.certificate_arn:
+            listeners.append((443, "TLS", args.certificate_arn))
+        for port, protocol, certificate in listeners:
+            aws.lb.Listener(
+                f"{name}-{protocol.lower()}{port}", load_balancer_arn=lb.arn, port=port, protocol=protocol,
+                certificate_arn=certificate, ssl_policy=TLS_POLICY if certificate else None,
+                default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=group.arn)],
+                tags={"Name": f"{name}-{protocol.lower()}{port}"}, opts=child)
+        self.dns_name, self.target_group_arn = lb.dns_name, group.arn
+        self.register_outputs({"dnsName": self.dns_name, "targetGroupArn": self.target_group_arn})
+
+    def register(self, node: str, instance_id: pulumi.Output[str], after: Sequence[pulumi.Resource],
+                 parent: pulumi.Resource) -> pulumi.Resource:
+        """Registers a checked node; returns the last step (the in-service wait, or the attachment)."""
+        attachment = aws.lb.TargetGroupAttachment(
+            f"{node}-target", target_group_arn=self.target_group_arn, target_id=instance_id, port=TRAFFIC_PORT,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=list(after)))
+        if not self.args.wait_for_health:
+            return attachment
+        region = f" --region {self.args.region}" if self.args.region else ""
+        create = pulumi.Output.concat(
+            "aws elbv2 wait target-in-service", region, " --target-group-arn ", self.target_group_arn,
+            " --targets Id=", instance_id, f",Port={TRAFFIC_PORT}")
+        return local.Command(
+            f"{node}-in-service", create=create, add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[attachment],
+                                        custom_timeouts=pulumi.CustomTimeouts(create="15m", update="15m")))
