@@ -1,24 +1,18 @@
-"""The GitHub workflows (schema-valid, preview per stack with a PR comment, OIDC, deploy on main) and the policy
-pack (clean on the program's own declarations, and catching what it is for)."""
+"""The GitHub workflows (schema-valid, preview per stack with a PR comment, OIDC, deploy on main). The policy pack
+has its own tests in tests/test_policy.py."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import VARIANTS, program_run
-
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
-
-sys.path.insert(0, str(ROOT / "policy"))
-import rules  # noqa: E402  (policy/rules.py: the checks without the blocking PolicyPack)
 
 
 def _workflow(name: str) -> dict:
@@ -73,44 +67,3 @@ def test_preview_comments_on_the_pull_request():
     job = _workflow("preview.yml")["jobs"]["preview"]
     assert _pulumi_step(job)["with"]["comment-on-pr"] is True
     assert job["permissions"]["pull-requests"] == "write"
-
-
-def _violations(resource_type: str, props: dict) -> list[str]:
-    found = []
-    args = types.SimpleNamespace(resource_type=resource_type, props=props)
-    for policy in rules.POLICIES:
-        policy.validate(args, lambda message, urn=None: found.append(f"{policy.name}: {message}"))
-    return found
-
-
-@pytest.mark.parametrize("variant_name", list(VARIANTS))
-def test_policies_pass_on_the_program(variant_name):
-    """Guards against the program breaking its own guard rails."""
-    run = program_run(**VARIANTS[variant_name])
-    found = [f"{r.name}: {v}" for r in run.mocks.resources for v in _violations(r.typ, r.inputs)]
-    assert found == []
-
-
-@pytest.mark.parametrize("typ,props,words", [
-    ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-     {"fromPort": 6388, "toPort": 6388, "ipProtocol": "tcp", "cidrIpv4": "0.0.0.0/0"}, "whole internet"),
-    ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-     {"fromPort": 0, "toPort": 0, "ipProtocol": "-1", "cidrIpv6": "::/0"}, "whole internet"),
-    ("aws:ec2/securityGroup:SecurityGroup",
-     {"ingress": [{"fromPort": 22, "toPort": 22, "protocol": "tcp", "cidrBlocks": ["0.0.0.0/0"]}]}, "inline ingress"),
-    ("aws:ec2/instance:Instance", {"metadataOptions": {"httpTokens": "optional"},
-                                   "rootBlockDevice": {"encrypted": True}}, "IMDSv1"),
-    ("aws:ec2/instance:Instance", {"metadataOptions": {"httpTokens": "required"}, "rootBlockDevice": {}}, "encrypted"),
-    ("tls:index/privateKey:PrivateKey", {"algorithm": "ECDSA"}, "P224"),
-    ("tls:index/privateKey:PrivateKey", {"algorithm": "RSA", "rsaBits": 1024}, "2048"),
-], ids=["wstore-world", "all-world-v6", "inline-ssh-world", "imdsv1", "unencrypted", "p224", "rsa1024"])
-def test_policies_catch_violations(typ, props, words):
-    """Guards against a policy that cannot fail."""
-    found = _violations(typ, props)
-    assert len(found) == 1 and words in found[0], found
-
-
-def test_http_to_the_world_is_allowed():
-    """Guards against a policy so strict that the filtering nodes' own port 80 fails it."""
-    assert _violations("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-                       {"fromPort": 80, "toPort": 80, "ipProtocol": "tcp", "cidrIpv4": "0.0.0.0/0"}) == []
