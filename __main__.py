@@ -16,8 +16,7 @@ from components.sshkey import SshKey
 
 s = settings.load()  # raises, every wrong setting at once, before any resource is declared
 plan = layout(s)  # zones, subnets and placements; raises before any resource too
-images = {arch: lookups.ami(s, arch) for arch in {s.postanalytics.arch, s.filtering.arch,
-                                                 *([s.jump_host.arch] if s.jump_host else [])}}
+images = {arch: lookups.ami(s, arch) for arch in {s.postanalytics.arch, s.filtering.arch}}
 
 network = Network("network", s, plan)
 pki = Pki("pki", PkiArgs(f"wallarm-postanalytics {s.stack} CA", s.cert_validity_hours,
@@ -37,8 +36,10 @@ def node_args(arch: str, placement, groups: list) -> NodeArgs:
 
 jump = None
 if s.jump_host:
-    jump = JumpHost("jumphost", node_args(s.jump_host.arch, network.placements("jumphost")[0],
-                                          [sg["jumphost"], sg["deployer"]]))
+    # amiId pins the nodes' image; the jump host always runs the official image of its own architecture.
+    jump = JumpHost("jumphost", NodeArgs(s, lookups.ami(s, s.jump_host.arch, pinned=False),
+                                         network.placements("jumphost")[0], [sg["jumphost"], sg["deployer"]],
+                                         ssh.key_name, ssh.private_key))
 
 postanalytics = [Postanalytics(f"postanalytics-{i}", node_args(s.postanalytics.arch, p,
                                                                 [sg["postanalytics"]]))

@@ -16,10 +16,11 @@ IMAGES = {
 }
 
 
-def ami(s: Settings, arch: str) -> str:
-    """The AMI for an architecture: amiId when set, else the newest official image of `os`. A running node keeps
-    its image when a newer one is published (components/host.py); a new machine takes the one named here."""
-    if s.ami_id:
+def ami(s: Settings, arch: str, pinned: bool = True) -> str:
+    """The AMI for an architecture: amiId when set (and `pinned`: the nodes, not the jump host), else the newest
+    official image of `os`. A running node keeps its image when a newer one is published (components/host.py);
+    a new machine takes the one named here."""
+    if s.ami_id and pinned:
         return s.ami_id
     owner, names = IMAGES[s.os]
     return aws.ec2.get_ami(

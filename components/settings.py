@@ -468,7 +468,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     pa_shape = e.take(_shape, "postanalyticsInstanceType", v("postanalyticsInstanceType"), lookup)
     f_shape = e.take(_shape, "filteringInstanceType", v("filteringInstanceType"), lookup)
     jump = e.take(_shape, "jumpHostInstanceType", v("jumpHostInstanceType"), lookup) if v("jumpHost") else None
-    arches = {shape.arch for shape in (pa_shape, f_shape, jump) if shape is not None}
+    arches = {shape.arch for shape in (pa_shape, f_shape) if shape is not None}
     if ami is not None and len(arches) > 1:
         e.add(_fail("amiId", ami, f"one AMI cannot serve {' and '.join(sorted(arches))} instance types; "
                                   "unset amiId or choose types of one architecture"))

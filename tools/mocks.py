@@ -149,10 +149,18 @@ class StrictMonitor(MockMonitor):
     """The SDK's mock monitor, plus what the engine enforces: one URN per resource. It hands the registration
     request (parent, options) to the mocks so that tests can read them."""
 
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
+
     def RegisterResource(self, request):  # noqa: N802 - the engine's method name
         urn = self.make_urn(request.parent, request.type, request.name)
-        if request.type != "pulumi:pulumi:Stack" and urn in self.resources:
-            raise aws_rules.Refused(aws_rules.duplicate_urn(urn))
+        if request.type != "pulumi:pulumi:Stack":
+            with self._lock:  # registrations arrive on several threads at once
+                if urn in self._claimed:
+                    raise aws_rules.Refused(aws_rules.duplicate_urn(urn))
+                self._claimed.add(urn)
         _REQUEST.value = (urn, request)
         try:
             return super().RegisterResource(request)

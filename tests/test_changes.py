@@ -1,0 +1,176 @@
+"""What a change does to an existing stack, read by comparing two runs of the program resource by resource (URN):
+an edited script re-runs exactly the steps that run it; one more filtering node changes no existing resource;
+a newly published image replaces nothing while a new version or amiId makes new machines that boot it;
+nodes go only where their type is offered, and the VPC's other subnets move nothing."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from components import host
+from tests.conftest import program_run
+from tests.helpers import instance_records
+from tools.mocks import ProviderMocks
+from tools.program import run_program, stack_config
+
+STEPS = ("command:remote:Command", "command:remote:CopyToRemote")
+
+
+def comparable(value):
+    """Inputs as the engine compares them: an asset by its content (Asset objects have no equality)."""
+    if isinstance(value, pulumi.Asset):
+        return ("asset", getattr(value, "text", None) or getattr(value, "path", None))
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
+
+
+def by_urn(run) -> dict[str, dict]:
+    return {r.urn: comparable(r.inputs) for r in run.mocks.resources}
+
+
+def changed(before, after) -> set[str]:
+    """Names of the resources present in both runs whose inputs differ."""
+    a, b = by_urn(before), by_urn(after)
+    return {urn.rsplit("::", 1)[1] for urn in a.keys() & b.keys() if a[urn] != b[urn]}
+
+
+@pytest.fixture
+def edited_script(monkeypatch):
+    """The 2x3 stack's run as it is, then health-check.sh with one more line, as a pull request would edit it."""
+    before = program_run(postanalyticsCount=2, filteringCount=3)
+    original = host.script_text
+
+    def text(name):
+        return original(name) + ("# an edit\n" if name == "health-check.sh" else "")
+
+    monkeypatch.setattr(host, "script_text", text)
+    host.script_hash.cache_clear()
+    yield before
+    monkeypatch.undo()
+    host.script_hash.cache_clear()
+
+
+def test_an_edited_script_runs_again_where_it_runs_and_nowhere_else(edited_script):
+    """Guards against a script fix that is uploaded but never run on existing hosts, or that re-runs everything."""
+    before = edited_script
+    after = run_program(stack_config("dev", postanalyticsCount=2, filteringCount=3))
+    assert after.error is None, after.error
+    expected = {f"filtering-{i}-{step}" for i in range(3) for step in ("health", "upload-health-check")}
+    assert changed(before, after) == expected
+    for i in range(3):
+        old, new = (run.mocks.named(f"filtering-{i}-health").inputs["triggers"] for run in (before, after))
+        assert old[0] == new[0] and old[1] != new[1], "the trigger that moved must be the script's hash"
+
+
+def test_one_more_filtering_node_changes_no_existing_resource():
+    """Guards against a scale-out that updates or replaces what already serves (and so touches every node)."""
+    before = program_run(postanalyticsCount=2, filteringCount=3)
+    after = program_run(postanalyticsCount=2, filteringCount=4)
+    assert changed(before, after) == set()
+    added = set(by_urn(after)) - set(by_urn(before))
+    assert added and all("filtering-3" in urn for urn in added), sorted(added)
+    rules = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+    assert len(before.mocks.of_type(rules)) == len(after.mocks.of_type(rules)), "the rule count grows with the fleet"
+
+
+class NewerImage(ProviderMocks):
+    """AWS after a newer official image was published."""
+
+    def call(self, args):
+        outputs, failures = super().call(args)
+        if args.token == "aws:ec2/getAmi:getAmi":
+            outputs = {**outputs, "id": "ami-0newer0000000000"}
+        return outputs, failures
+
+
+def _instances(run) -> dict[str, dict]:
+    return {r.name: r.inputs for r in run.mocks.of_type("aws:ec2/instance:Instance")}
+
+
+def test_a_newer_image_replaces_no_running_node():
+    """Guards against every node being replaced because a newer image was published."""
+    before = program_run()
+    after = run_program(stack_config("dev"), mocks=NewerImage())
+    assert set(_instances(after)) == set(_instances(before)), "an instance got a new identity"
+    for r in after.mocks.of_type("aws:ec2/instance:Instance"):
+        assert r.options["ignoreChanges"] == ["ami"], r.name
+    assert {i["ami"] for i in _instances(after).values()} == {"ami-0newer0000000000"}
+
+
+def test_a_new_version_makes_new_machines_that_boot_the_current_image():
+    """Guards against a replaced instance booting the old (maybe deregistered) image: ignore_changes would copy
+    it into a replacement, so an upgrade must be a new machine, not a replacement."""
+    before = program_run()
+    after = run_program(stack_config("dev", postanalyticsVersion="6.13.0"), mocks=NewerImage())
+    old, new = _instances(before), _instances(after)
+    fresh = set(new) - set(old)
+    assert {new[n]["tags"]["Role"] for n in fresh} == {"postanalytics"}, sorted(fresh)
+    assert all(new[n]["ami"] == "ami-0newer0000000000" for n in fresh)
+    assert {n for n in new if new[n]["tags"]["Role"] == "filtering"} <= set(old), "filtering nodes moved too"
+    assert "version=6.13.0" in next(new[n]["userData"] for n in fresh)
+
+
+def test_an_explicit_ami_makes_new_machines_with_that_ami():
+    """Guards against a later amiId being silently ignored (ignore_changes) on running nodes."""
+    before = program_run()
+    after = program_run(amiId="ami-0123456789abcdef0")
+    nodes = {n: i for n, i in _instances(after).items() if i["tags"]["Role"] != "jumphost"}
+    assert nodes and not set(nodes) & set(_instances(before))
+    assert {i["ami"] for i in nodes.values()} == {"ami-0123456789abcdef0"}
+
+
+def _zones(mocks, role) -> list[str]:
+    vpc = mocks.of_type("awsx:ec2:Vpc")[0]
+    zone_of = dict(zip(vpc.outputs["privateSubnetIds"], vpc.inputs["availabilityZoneNames"]))
+    zone_of.update(zip(vpc.outputs["publicSubnetIds"], vpc.inputs["availabilityZoneNames"]))
+    return [zone_of[r.inputs["subnetId"]] for r in instance_records(mocks, role)]
+
+
+def test_nodes_go_only_where_their_type_is_offered_and_alternate_zones():
+    """Guards against a node placed in a zone that does not offer its type (RunInstances fails there)."""
+    run = program_run(availabilityZoneCount=3, filteringInstanceType="c7g.large", filteringCount=4,
+                      postanalyticsCount=3)
+    assert _zones(run.mocks, "filtering") == ["eu-central-1a", "eu-central-1b"] * 2
+    assert _zones(run.mocks, "postanalytics") == ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
+
+
+def test_created_vpc_has_public_and_private_subnets_and_nat():
+    """Guards against the default VPC (public subnets) being used, or nodes without egress."""
+    run = program_run()
+    [vpc] = run.mocks.of_type("awsx:ec2:Vpc")
+    assert vpc.inputs["availabilityZoneNames"] == ["eu-central-1a", "eu-central-1b"]
+    assert vpc.inputs["natGateways"] == {"strategy": "Single"} and vpc.inputs["cidrBlock"] == "10.0.0.0/16"
+    assert program_run(natGateways="perAz").mocks.of_type("awsx:ec2:Vpc")[0].inputs["natGateways"] == {"strategy": "OnePerAz"}
+    assert _zones(run.mocks, "jumphost") == ["eu-central-1a"]
+    [jump] = instance_records(run.mocks, "jumphost")
+    assert jump.inputs["subnetId"] in vpc.outputs["publicSubnetIds"]
+    for role in ("postanalytics", "filtering"):
+        assert all(r.inputs["subnetId"] in vpc.outputs["privateSubnetIds"] for r in instance_records(run.mocks, role))
+
+
+EXISTING = {"vpcId": "vpc-0a1b2c3d4e5f60718",
+            "publicSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
+            "privateSubnetIds": ["subnet-0a1b2c3d4e5f60011", "subnet-0a1b2c3d4e5f60013", "subnet-0a1b2c3d4e5f60012"]}
+
+
+def test_an_existing_vpc_uses_the_listed_subnets_only():
+    """Guards against nodes moving (being replaced) when someone adds a subnet to the VPC: the program never
+    enumerates the VPC's subnets, it places nodes in the listed private ones, zones alternating."""
+    run = program_run(**EXISTING, filteringCount=4)
+    assert not run.mocks.of_type("awsx:ec2:Vpc")
+    tokens = {token for token, _ in run.mocks.invokes}
+    assert "aws:ec2/getSubnets:getSubnets" not in tokens and "aws:ec2/getSubnet:getSubnet" in tokens
+    subnets = [r.inputs["subnetId"] for r in instance_records(run.mocks, "filtering")]
+    assert subnets == ["subnet-0a1b2c3d4e5f60011", "subnet-0a1b2c3d4e5f60012", "subnet-0a1b2c3d4e5f60013",
+                       "subnet-0a1b2c3d4e5f60011"]
+    [jump] = instance_records(run.mocks, "jumphost")
+    assert jump.inputs["subnetId"] in EXISTING["publicSubnetIds"]
+    health = [r for r in run.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+              if r.inputs["fromPort"] == 8081]
+    assert [r.inputs["cidrIpv4"] for r in health] == ["172.31.0.0/16"], "health checks open beyond the VPC"
+    [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert lb.inputs["subnets"] == EXISTING["publicSubnetIds"]

@@ -1,0 +1,115 @@
+"""The mocks are as strict as AWS and the engine: each input AWS's API (or the provider's own validation, or the
+engine) refuses is refused here too, with AWS's words, and the valid neighbour of each case is accepted."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from tools.mocks import ProviderMocks, StrictMonitor
+
+LONG = "x" * 256
+
+
+def declare(build: Callable[[], None]) -> Optional[str]:
+    """Runs `build` as a Pulumi program under the project's strict mocks; returns the error, or None."""
+    mocks = ProviderMocks()
+    pulumi.runtime.set_mocks(mocks, project="strict", stack="test", preview=False, monitor=StrictMonitor(mocks))
+
+    @pulumi.runtime.test
+    def program():
+        build()
+
+    try:
+        program()
+    except Exception as exc:  # noqa: BLE001 - the refusal is what the test reads
+        return str(exc)
+    return None
+
+
+def sg(name="web", description="Web servers", **kw):
+    return lambda: aws.ec2.SecurityGroup(name, description=description, vpc_id="vpc-0123456789abcdef0", **kw)
+
+
+def rule(description="HTTPS from clients", **kw):
+    args = dict(security_group_id="sg-0123456789abcdef0", ip_protocol="tcp", from_port=443, to_port=443,
+                cidr_ipv4="10.0.0.0/8", description=description)
+    args.update(kw)
+    return lambda: aws.vpc.SecurityGroupIngressRule("rule", **args)
+
+
+def lb(name="front", **kw):
+    return lambda: aws.lb.LoadBalancer(name, load_balancer_type="network", subnets=["subnet-0123456789abcdef0"], **kw)
+
+
+def tg(name="nodes", **kw):
+    return lambda: aws.lb.TargetGroup(name, port=80, protocol="TCP", vpc_id="vpc-0123456789abcdef0", **kw)
+
+
+def instance(user_data="#cloud-config\n"):
+    return lambda: aws.ec2.Instance("vm", ami="ami-0123456789abcdef0", instance_type="t3.micro", user_data=user_data)
+
+
+def twice(build_a, build_b):
+    def both():
+        build_a()
+        build_b()
+    return both
+
+
+REFUSED = [
+    ("group-description-apostrophe", sg(description="the distribution's mirrors"), "for parameter GroupDescription is invalid"),
+    ("group-description-256", sg(description=LONG), "for parameter GroupDescription is invalid"),
+    ("group-name-sg-prefix", sg(name="sg-web"), "Group names may not be in the format sg-*"),
+    ("group-name-256", lambda: aws.ec2.SecurityGroup("g", name=LONG, description="d"), "for parameter GroupName is invalid"),
+    ("inline-rule-description", sg(ingress=[{"protocol": "tcp", "from_port": 1, "to_port": 1, "cidr_blocks": ["10.0.0.0/8"],
+                                             "description": "it's"}]), "Invalid rule description"),
+    ("rule-description-apostrophe", rule(description="HTTP to the distribution's package mirrors"), "Invalid rule description"),
+    ("rule-description-256", rule(description="a" * 256), "Invalid rule description"),
+    ("rule-description-non-ascii", rule(description="wstore — TLS"), "Invalid rule description"),
+    ("rule-two-peers", rule(referenced_security_group_id="sg-0aaaaaaaaaaaaaaaa"), "exactly one of cidrIpv4"),
+    ("tag-key-aws-prefix", sg(tags={"aws:owner": "me"}), "Tag keys starting with 'aws:' are reserved"),
+    ("tag-key-129", sg(tags={"k" * 129: "v"}), "Tag key exceeds the maximum length of 128"),
+    ("tag-value-257", sg(tags={"Name": "v" * 257}), "Tag value exceeds the maximum length of 256"),
+    ("lb-autoname-over-32", lb(name="wallarm-production-frontend-nlb"), "cannot be longer than 32 characters"),
+    ("lb-name-33", lambda: aws.lb.LoadBalancer("front", name="a" * 33), "cannot be longer than 32 characters"),
+    ("lb-name-underscore", lambda: aws.lb.LoadBalancer("front", name="prod_eu"), "only alphanumeric characters and hyphens"),
+    ("lb-name-leading-hyphen", lambda: aws.lb.LoadBalancer("front", name="-front"), "cannot begin or end with a hyphen"),
+    ("lb-name-trailing-hyphen", lambda: aws.lb.LoadBalancer("front", name="front-"), "cannot begin or end with a hyphen"),
+    ("lb-name-internal", lambda: aws.lb.LoadBalancer("front", name="internal-front"), 'cannot begin with "internal-"'),
+    ("lb-name-prefix-7", lambda: aws.lb.LoadBalancer("front", name_prefix="wallarm"), "cannot be longer than 6 characters"),
+    ("tg-autoname-over-32", tg(name="filtering-nodes-http-traffic"), "cannot be longer than 32 characters"),
+    ("tg-name-dot", lambda: aws.lb.TargetGroup("nodes", name="nodes.http"), "only alphanumeric characters and hyphens"),
+    ("user-data-over-16k", instance(user_data="#" * 16385), "User data is limited to 16384 bytes"),
+    ("key-pair-name-256", lambda: aws.ec2.KeyPair("k", key_name="k" * 256, public_key="ssh-ed25519 AAAA"),
+     "for parameter KeyName is invalid"),
+    ("duplicate-urn", twice(sg(), sg()), "Duplicate resource URN 'urn:pulumi:test::strict::pulumi:pulumi:Stack$aws:ec2/securityGroup:SecurityGroup::web'; try giving it a unique name"),
+]
+
+ACCEPTED = [
+    ("group-description-every-allowed-character", sg(description="a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*")),
+    ("rule-description-255", rule(description="a" * 255)),
+    ("tag-value-256", sg(tags={"Name": "v" * 256})),
+    ("lb-autoname-at-32", lb(name="wallarm-production-front")),
+    ("lb-name-32", lambda: aws.lb.LoadBalancer("front", name="a" * 32)),
+    ("lb-name-prefix-6", lambda: aws.lb.LoadBalancer("front", name_prefix="wallar")),
+    ("user-data-16k", instance(user_data="#" * 16384)),
+    ("same-name-other-type", twice(sg(), lambda: aws.ec2.KeyPair("web", public_key="ssh-ed25519 AAAA"))),
+]
+
+
+@pytest.mark.parametrize("build,words", [(b, w) for _, b, w in REFUSED], ids=[c for c, _, _ in REFUSED])
+def test_mocks_refuse_what_aws_refuses(build, words):
+    """Guards against a mock that accepts what the first `pulumi up` would fail on."""
+    error = declare(build)
+    assert error is not None, "accepted"
+    assert words in error, error
+
+
+@pytest.mark.parametrize("build", [b for _, b in ACCEPTED], ids=[c for c, _ in ACCEPTED])
+def test_mocks_accept_the_valid_neighbour(build):
+    """Guards against rules so strict that valid inputs fail (a check that always refuses proves nothing)."""
+    assert declare(build) is None
