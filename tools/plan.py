@@ -8,8 +8,9 @@ Runs the real __main__.py under the project's mocks (tools/program.py) with the 
    resource's type token), Name (its logical name), Plan (always "create": the mocks hold no state, so this is
    the plan of a new stack), Info (what a collapsed line stands for). Siblings that differ only by a trailing
    number and have the same children are shown once, e.g. `filtering-0..499` (500 alike); in their children's
-   names `*` stands for what differs from member to member. --expand shows every one. Then the count per type
-   and "Resources: N to create" (N counts the stack itself, as Pulumi does).
+   names `*` stands for what differs from member to member. --expand shows every one. Then a table of Count
+   (resources of that type, collapsed ones included) and Type, and "Resources: N to create" (N counts the stack
+   itself, as Pulumi does; a remote component such as awsx:ec2:Vpc adds the children its provider makes).
 2. Who can reach what: one line per security group rule (aws:vpc SecurityGroupIngressRule / EgressRule).
    Columns: Dir (in: the rule admits From into To; out: the rule lets From open connections to To), From and
    To (a CIDR, annotated when it is anywhere, the VPC or one instance; or a security group followed by the
@@ -17,7 +18,12 @@ Runs the real __main__.py under the project's mocks (tools/program.py) with the 
    Port (protocol/port or range; `all` for every protocol), Both sides (for a rule between two security groups,
    whether the other side's rules let the connection through too: a connection needs the source's egress and
    the target's ingress; "-" for a CIDR, which no rule of this stack controls), Description (the rule's own).
-   Then one line per load balancer listener: listener -> target group -> the instances attached to it.
+   After it: the number of rules, the security groups that no rule names, and a WARNING naming any rule this
+   tool does not read (aws:ec2 SecurityGroupRule, a group's inline rules), so the table never looks complete
+   when it is not.
+   Then one line per load balancer listener. Columns: Load balancer (name, internet-facing or internal),
+   Listener (PROTOCOL/port clients connect to), Target group (where it forwards), Attached (the instances
+   registered in that target group, by Role tag), Health check (protocol, port and path the target group probes).
 3. With --svg FILE: a picture of the topology drawn from the declared resources (load balancers, each fleet of
    instances with the same Role tag as one box with its count, the CIDRs rules name), an arrow from whoever opens
    a connection to whoever accepts it, labelled with the ports; dashed when only one side's rules allow it.
@@ -81,14 +87,20 @@ class Node:
     urn: str
     children: list["Node"] = dataclasses.field(default_factory=list)
     custom: Optional[bool] = None
-    info: str = ""
+    alike: int = 1
+    """How many siblings this line stands for (collapse())."""
+
+    @property
+    def info(self) -> str:
+        return f"{self.alike} alike" if self.alike > 1 else ""
 
     def shape(self) -> tuple:
         """Types of the whole subtree, names aside: equal for siblings built by the same code."""
         return (self.typ, tuple(sorted(c.shape() for c in self.children)))
 
     def size(self) -> int:
-        return 1 + sum(c.size() for c in self.children)
+        """Resources this line and its children stand for."""
+        return self.alike * (1 + sum(c.size() for c in self.children))
 
 
 def _natural(name: str) -> list:
@@ -154,7 +166,7 @@ def collapse(node: Node) -> Node:
         if key not in groups:
             order.append(key)
         groups[key].append((int(match.group(2)) if match else -1, child))
-    out = Node(node.typ, node.name, node.urn, custom=node.custom, info=node.info)
+    out = Node(node.typ, node.name, node.urn, custom=node.custom, alike=node.alike)
     for key in order:
         members = sorted(groups[key], key=lambda m: m[0])
         if len(members) == 1:
@@ -162,7 +174,7 @@ def collapse(node: Node) -> Node:
             continue
         first = members[0][1]
         merged = Node(first.typ, f"{key[1]}{_ranges([i for i, _ in members])}", first.urn, custom=first.custom,
-                      info=f"{len(members)} alike")
+                      alike=len(members))
         merged.children = [collapse(c) for c in _merge([m for _, m in members])]
         out.children.append(merged)
     return out
@@ -724,7 +736,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not sep or not key:
             parser.error(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key] = _value(value)
-    sys.unraisablehook = _quiet_loop_teardown
     try:
         plan = make_plan(args.stack, overrides)
     except (SettingsError, FileNotFoundError) as exc:
@@ -747,4 +758,5 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    sys.unraisablehook = _quiet_loop_teardown
     sys.exit(main())
