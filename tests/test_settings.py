@@ -194,3 +194,15 @@ def test_plaintext_secrets_are_refused(key, value):
     assert isinstance(run.error, SettingsError), run.error
     assert f"{key} is set in plaintext" in str(run.error) and "--secret" in str(run.error)
     assert value not in str(run.error) and run.mocks.resources == []
+
+
+def test_example_stacks_are_valid():
+    """Guards against an example that users copy and that the program refuses."""
+    from pathlib import Path
+    examples = sorted((Path(__file__).resolve().parent.parent / "examples").glob("Pulumi.*.yaml"))
+    assert examples
+    for path in examples:
+        run = run_program(stack_config(str(path)))
+        assert run.error is None, f"{path.name}: {run.error}"
+        assert len(run.mocks.of_type("aws:lb/listener:Listener")) == 2, f"{path.name}: no TLS listener"
+        assert not run.mocks.of_type("awsx:ec2:Vpc"), f"{path.name}: creates a VPC"

@@ -36,9 +36,14 @@ def encode(value: Any) -> str:
     return str(value)
 
 
+def stack_file(stack: str) -> Path:
+    """Pulumi.<stack>.yaml, or the path of a stack file given as such (examples/Pulumi.prod.yaml)."""
+    return Path(stack) if stack.endswith(".yaml") else PROJECT_DIR / f"Pulumi.{stack}.yaml"
+
+
 def stack_config(stack: str = "dev", token: Optional[str] = STAND_IN_TOKEN, **overrides: Any) -> dict[str, str]:
     """The stack file's values, plus overrides (key without project prefix; None removes a key)."""
-    path = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    path = stack_file(stack)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name}: the stacks are the Pulumi.<stack>.yaml files")
     data = yaml.safe_load(path.read_text()).get("config", {}) or {}
