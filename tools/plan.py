@@ -38,6 +38,7 @@ import argparse
 import dataclasses
 import ipaddress
 import json
+import os
 import re
 import sys
 from collections import Counter, defaultdict
@@ -759,4 +760,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 if __name__ == "__main__":
     sys.unraisablehook = _quiet_loop_teardown
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the reader stopped early (`| head`): as the Python docs advise, no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
