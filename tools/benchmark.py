@@ -1,9 +1,18 @@
-"""Benchmark: how long the real program takes under the mocks, by stack size, and the dev rehearsal.
+"""Benchmark: how long the real program takes under the mocks, by stack size, and whether it stays within AWS's
+default quotas at that size.
 
-    python -m tools.benchmark [--runs 3] [--sizes 1x2,2x3,10x40,4x196] [--no-rehearsal]
+    python -m tools.benchmark [--runs 1] [--sizes 1x2,2x3,4x196,10x500] [--no-rehearsal]
 
-Each size is POSTANALYTICSxFILTERING. Prints the resources declared and the median wall time of --runs runs
-(each in a fresh mock engine; TLS keys are made once per name and then kept, as a stack's state keeps them).
+Each size is POSTANALYTICSxFILTERING (the jump host comes on top). Columns:
+  stack        the size measured
+  nodes        postanalytics + filtering nodes
+  resources    resources the program declared (components included)
+  per node     resources / nodes: must not grow with the fleet
+  first s      wall time of the first run (TLS keys are made then; later runs keep them, as a stack's state does)
+  median s     median wall time of --runs runs
+  ms/node      median / nodes
+  max rules    the most inbound (or outbound) rules of any security group; AWS's default quota is 60
+The program exits 1 when a size fails or a security group passes the quota, so CI can run it as a check.
 """
 
 from __future__ import annotations
@@ -11,44 +20,63 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import sys
 import time
+from collections import Counter
 
 from tools.program import run_program, stack_config
 
+SG_RULES_QUOTA = 60
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 
-def measure(pa: int, f: int, runs: int) -> tuple[int, float, float]:
-    times, count = [], 0
-    first = None
+
+def max_rules(mocks) -> int:
+    """The largest number of inbound or outbound rules on one security group."""
+    counts = Counter((r.typ, r.inputs["securityGroupId"]) for r in mocks.resources if r.typ in (INGRESS, EGRESS))
+    return max(counts.values(), default=0)
+
+
+def measure(pa: int, f: int, runs: int) -> tuple[int, float, float, int]:
+    times, count, rules = [], 0, 0
     for _ in range(runs):
         started = time.perf_counter()
         run = run_program(stack_config("dev", postanalyticsCount=pa, filteringCount=f))
-        elapsed = time.perf_counter() - started
+        times.append(time.perf_counter() - started)
         if run.error:
             raise SystemExit(f"{pa}x{f}: the program failed: {run.error}")
-        first = elapsed if first is None else first
-        times.append(elapsed)
-        count = len(run.mocks.resources)
-    return count, first, statistics.median(times)
+        count, rules = len(run.mocks.resources), max_rules(run.mocks)
+    return count, times[0], statistics.median(times), rules
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sizes", default="1x2,2x3,10x40,4x196")
-    parser.add_argument("--no-rehearsal", action="store_true")
-    args = parser.parse_args()
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=1, help="runs per size (default 1); the median is reported")
+    parser.add_argument("--sizes", default="1x2,2x3,4x196,10x500",
+                        help="comma-separated POSTANALYTICSxFILTERING sizes (default 1x2,2x3,4x196,10x500)")
+    parser.add_argument("--no-rehearsal", action="store_true", help="skip timing the loopback rehearsal of dev")
+    args = parser.parse_args(argv)
     logging.getLogger("pulumi").setLevel(logging.ERROR)
-    print(f"{'stack':>8} {'nodes':>6} {'resources':>10} {'first run s':>12} {'median s':>9}")
+    print(f"{'stack':>8} {'nodes':>6} {'resources':>10} {'per node':>9} {'first s':>8} {'median s':>9} "
+          f"{'ms/node':>8} {'max rules':>10}")
+    failed = False
     for size in args.sizes.split(","):
         pa, f = (int(x) for x in size.split("x"))
-        count, first, median = measure(pa, f, args.runs)
-        print(f"{size:>8} {pa + f:>6} {count:>10} {first:>12.2f} {median:>9.2f}")
+        count, first, median, rules = measure(pa, f, args.runs)
+        nodes = pa + f
+        over = rules > SG_RULES_QUOTA
+        failed |= over
+        print(f"{size:>8} {nodes:>6} {count:>10} {count / nodes:>9.1f} {first:>8.2f} {median:>9.2f} "
+              f"{1000 * median / nodes:>8.0f} {rules:>10}{'  OVER THE QUOTA' if over else ''}", flush=True)
     if not args.no_rehearsal:
         from tools.rehearse import rehearse
         started = time.perf_counter()
         report = rehearse("dev")
+        failed |= not report.ok
         print(f"rehearsal of dev: {'OK' if report.ok else 'FAILED'} in {time.perf_counter() - started:.2f}s")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
