@@ -133,9 +133,12 @@ def test_every_stack_runs_in_its_environment_with_oidc_and_the_policy_pack(name)
     for step in creds:
         assert "role-to-assume" in step["with"] and "aws-access-key-id" not in step["with"]
         assert int(step["with"]["role-duration-seconds"]) <= 3600, f"{name}: {step['with']}"
-    assert any("pip install -r requirements.txt" in str(s.get("run", "")) for s in job["steps"]), \
-        "pulumi/actions installs no dependencies"
     runs = _pulumi_command_steps(name, job_name)
+    steps = job["steps"]
+    install = next((i for i, s in enumerate(steps) if str(s.get("run", "")).strip() == "pulumi install"), None)
+    cli = next(i for i, s in enumerate(steps) if _uses(s, "pulumi/actions") and "command" not in s.get("with", {}))
+    assert install is not None and cli < install < steps.index(runs[0]), \
+        "pulumi/actions installs no dependencies: `pulumi install` (after the CLI) makes the venv of Pulumi.yaml"
     assert [s["with"]["command"] for s in runs] == [command]
     for step in runs:
         assert step["with"]["stack-name"] == "${{ matrix.stack }}"

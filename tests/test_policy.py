@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -313,9 +314,20 @@ def test_policy_pack_is_constructed_only_in_its_entry_point():
               if ".venv" not in p.parts and p.name != "test_policy.py" and "PolicyPack(" in p.read_text()]
     assert places == ["policy/__main__.py"]
     assert "rules import POLICIES" in (ROOT / "policy" / "__main__.py").read_text()
-    pack = yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
-    assert pack["runtime"] == "python"
     assert os.path.exists(ROOT / "policy" / "requirements.txt")
+
+
+def test_the_pack_runs_in_the_programs_virtual_environment():
+    """Guards against a pack that the CLI starts with a python3 lacking pulumi-policy: a local pack gets no
+    dependency install of its own, so it names the venv that `pulumi install` makes for the program."""
+    pack = yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())["runtime"]
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["runtime"]
+    assert pack["name"] == project["name"] == "python"
+    assert pack["options"]["toolchain"] == project["options"]["toolchain"]
+    pack_venv = (ROOT / "policy" / pack["options"]["virtualenv"]).resolve()
+    assert pack_venv == (ROOT / project["options"]["virtualenv"]).resolve()
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert re.search(r"^pulumi-policy\b", requirements, re.M), "the shared venv must hold pulumi-policy"
 
 
 def test_the_pack_serves_the_engine_as_the_cli_starts_it():
