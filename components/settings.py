@@ -350,9 +350,14 @@ def aws_instance_shape(instance_type: str) -> Optional[tuple[float, list[str]]]:
     try:
         info = aws.ec2.get_instance_type(instance_type=instance_type)
     except Exception as exc:  # the provider answers every failure with an error; tell them apart by AWS's code
-        if re.search(r"InvalidInstanceType|does not exist|no matching EC2 Instance Type", str(exc)):
+        text = str(exc).strip()
+        if re.search(r"InvalidInstanceType|does not exist|no matching EC2 Instance Type", text):
             return None
-        raise LookupFailed(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__) from None
+        reason = text.splitlines()[-1] if text else type(exc).__name__
+        if "offline instance type table" in reason:  # the rehearsal's mocks, not AWS
+            raise LookupFailed(reason) from None
+        raise LookupFailed(f"AWS could not be asked about it ({reason}); check the credentials, the "
+                           "ec2:DescribeInstanceTypes permission and the region, then run again") from None
     return info.memory_size / 1024, list(info.supported_architectures)
 
 
@@ -361,8 +366,7 @@ def _shape(key: str, instance_type: str, lookup: ShapeLookup) -> InstanceShape:
     try:
         found = lookup(instance_type)
     except LookupFailed as exc:
-        raise _fail(key, instance_type, f"AWS could not be asked about it ({exc}); check the credentials, the "
-                                        "ec2:DescribeInstanceTypes permission and the region, then run again") from None
+        raise _fail(key, instance_type, str(exc)) from None
     if found is None:
         raise _fail(key, instance_type, "AWS does not offer this instance type in the stack's region")
     memory_gib, arches = found

@@ -3,6 +3,8 @@ before any resource is registered."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from components.settings import SECRET_KEYS, SettingsError, declared_keys
@@ -198,7 +200,7 @@ def test_plaintext_secrets_are_refused(key, value):
 
 def test_example_stacks_are_valid():
     """Guards against an example that users copy and that the program refuses."""
-    from pathlib import Path
+
     examples = sorted((Path(__file__).resolve().parent.parent / "examples").glob("Pulumi.*.yaml"))
     assert examples
     for path in examples:
@@ -206,3 +208,23 @@ def test_example_stacks_are_valid():
         assert run.error is None, f"{path.name}: {run.error}"
         assert len(run.mocks.of_type("aws:lb/listener:Listener")) == 2, f"{path.name}: no TLS listener"
         assert not run.mocks.of_type("awsx:ec2:Vpc"), f"{path.name}: creates a VPC"
+
+
+def test_a_plaintext_token_in_the_stack_file_is_refused_by_the_rehearsal_too(tmp_path):
+    """Guards against the rehearsal accepting a stack file that `pulumi up` refuses (a token committed in clear)."""
+    stack = tmp_path / "Pulumi.leaky.yaml"
+    text = (Path(__file__).resolve().parent.parent / "Pulumi.dev.yaml").read_text()
+    stack.write_text(text + "  wallarm-postanalytics:wallarmToken: PlaintextToken0123456789abcdef\n")
+    run = run_program(stack_config(str(stack)))
+    assert isinstance(run.error, SettingsError), run.error
+    assert "wallarmToken is set in plaintext in the stack file" in str(run.error)
+    assert "PlaintextToken0123456789abcdef" not in str(run.error)
+
+
+def test_a_type_missing_from_the_offline_table_is_not_called_unknown_to_aws():
+    """Guards against the rehearsal telling a user that AWS lacks a type it simply does not know."""
+    run = run_program(stack_config("dev", filteringInstanceType="c6i.24xlarge"))
+    assert isinstance(run.error, SettingsError), run.error
+    message = str(run.error)
+    assert "filteringInstanceType is 'c6i.24xlarge'" in message and "offline instance type table" in message
+    assert "does not offer" not in message and "credentials" not in message

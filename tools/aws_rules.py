@@ -31,6 +31,7 @@ INSTANCE = "aws:ec2/instance:Instance"
 KEY_PAIR = "aws:ec2/keyPair:KeyPair"
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+LISTENER = "aws:lb/listener:Listener"
 
 
 class Refused(Exception):
@@ -109,6 +110,28 @@ def _elb_name(kind: str, name: str, i: dict) -> Optional[str]:
     return None
 
 
+def _listener(name: str, i: dict) -> Optional[str]:
+    if i.get("protocol") in ("TLS", "HTTPS") and not i.get("certificateArn"):
+        return "CertificateNotFound: A certificate must be specified for HTTPS and TLS listeners"
+    if not 1 <= int(i.get("port", 0)) <= 65535:
+        return "ValidationError: port must be from 1 to 65535"
+    return None
+
+
+def _target_group(name: str, i: dict) -> Optional[str]:
+    error = _elb_name("tg", name, i)
+    if error:
+        return error
+    delay = i.get("deregistrationDelay")
+    if delay is not None and not 0 <= int(delay) <= 3600:
+        return f'expected deregistration_delay to be in the range (0 - 3600), got {delay}'
+    check = i.get("healthCheck") or {}
+    port = check.get("port")
+    if port not in (None, "traffic-port") and not 1 <= int(port) <= 65535:
+        return f'ValidationError: health check port {port} must be from 1 to 65535 or traffic-port'
+    return None
+
+
 def _tags(name: str, i: dict) -> Optional[str]:
     for key, value in (i.get("tags") or {}).items():
         if len(key) > 128:
@@ -128,7 +151,8 @@ RULES: dict[str, list[Callable[[str, dict], Optional[str]]]] = {
     INSTANCE: [_user_data],
     KEY_PAIR: [_key_pair],
     LOAD_BALANCER: [lambda n, i: _elb_name("lb", n, i)],
-    TARGET_GROUP: [lambda n, i: _elb_name("tg", n, i)],
+    TARGET_GROUP: [_target_group],
+    LISTENER: [_listener],
 }
 
 

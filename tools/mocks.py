@@ -23,6 +23,8 @@ import datetime
 import hashlib
 import ipaddress
 import json
+import random
+import re
 import threading
 from typing import Any, Optional
 
@@ -178,13 +180,19 @@ def _options(request) -> dict:
         "additionalSecretOutputs": list(request.additionalSecretOutputs),
         "customTimeouts": {"create": timeouts.create, "update": timeouts.update, "delete": timeouts.delete},
         "deletedWith": request.deletedWith,
+        "custom": request.custom,
+        "remote": request.remote,
     }
 
 
 class ProviderMocks(pulumi.runtime.Mocks):
-    def __init__(self, loopback: bool = False, invoke_errors: Optional[dict[str, str]] = None):
-        """invoke_errors: token -> error, for invokes that fail (credentials, permissions, throttling)."""
+    def __init__(self, loopback: bool = False, invoke_errors: Optional[dict[str, str]] = None,
+                 loopback_net: Optional[int] = None):
+        """loopback: instances get 127.N.x.y addresses, N random per run unless loopback_net is given, so that two
+        rehearsals at once never bind the same address. invoke_errors: token -> error, for invokes that fail
+        (credentials, permissions, throttling)."""
         self.loopback = loopback
+        self.loopback_net = loopback_net if loopback_net is not None else random.SystemRandom().randint(1, 254)
         self.invoke_errors = dict(invoke_errors or {})
         self.resources: list[Recorded] = []
         self.invokes: list[tuple[str, dict]] = []
@@ -206,7 +214,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
         i = int(index) if index.isdigit() else 0
         subnet = {"postanalytics": 0, "filtering": 1}.get(tags.get("Role"), 2)
         block, host = subnet + 10 * (i // 200), 10 + i % 200
-        private = f"127.0.{block}.{host}" if self.loopback else f"10.0.{block + 1}.{host}"
+        private = f"127.{self.loopback_net}.{block}.{host}" if self.loopback else f"10.0.{block + 1}.{host}"
         public = f"203.0.113.{10 + i}" if inputs.get("associatePublicIpAddress") else ""
         return private, public
 
@@ -374,7 +382,12 @@ class ProviderMocks(pulumi.runtime.Mocks):
             vpc, zone = SUBNETS[a["id"]]
             return {"id": a["id"], "vpcId": vpc, "availabilityZone": zone, "cidrBlock": "172.31.0.0/20"}, []
         if token == "aws:ec2/getInstanceType:getInstanceType":
-            if a["instanceType"] not in INSTANCE_TYPES:  # the provider answers with a failed invoke
+            if a["instanceType"] not in INSTANCE_TYPES:
+                if re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", a["instanceType"]) and a["instanceType"].split(".")[0] in _FAMILIES:
+                    return {}, [("instanceType", f"{a['instanceType']} is not in the offline instance type table of "
+                                                 "tools/mocks.py: AWS may offer it, but the rehearsal cannot tell its "
+                                                 "memory; rehearse with a listed size")]
+                # AWS answers a type it does not have with InvalidInstanceType.
                 return {}, [("instanceType", f"InvalidInstanceType: {a['instanceType']}")]
             memory, arches = INSTANCE_TYPES[a["instanceType"]]
             return {"instanceType": a["instanceType"], "memorySize": memory, "supportedArchitectures": arches}, []

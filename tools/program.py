@@ -36,6 +36,12 @@ def encode(value: Any) -> str:
     return str(value)
 
 
+class StackConfig(dict):
+    """A stack's config as the engine hands it over, and which secret keys the file holds in plaintext."""
+
+    plaintext: set = frozenset()
+
+
 def stack_file(stack: str) -> Path:
     """Pulumi.<stack>.yaml, or the path of a stack file given as such (examples/Pulumi.prod.yaml)."""
     return Path(stack) if stack.endswith(".yaml") else PROJECT_DIR / f"Pulumi.{stack}.yaml"
@@ -47,7 +53,9 @@ def stack_config(stack: str = "dev", token: Optional[str] = STAND_IN_TOKEN, **ov
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name}: the stacks are the Pulumi.<stack>.yaml files")
     data = yaml.safe_load(path.read_text()).get("config", {}) or {}
-    config = {k: encode(v) for k, v in data.items() if not (isinstance(v, dict) and "secure" in v)}
+    config = StackConfig({k: encode(v) for k, v in data.items() if not (isinstance(v, dict) and "secure" in v)})
+    # A secret key written in clear in the file is not a secret: the program must see it as pulumi up would.
+    config.plaintext = {k for k in SECRET_KEYS if k in config}
     if token is not None:
         config.setdefault(f"{PROJECT}:wallarmToken", token)
     for key, value in overrides.items():
@@ -93,8 +101,8 @@ def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = Fal
     logger.propagate, logger.handlers = False, [_Warnings(warnings)]
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=StrictMonitor(mocks),
                              logger=logger)
-    if secret_keys is None:  # as `pulumi config set --secret` marks them
-        secret_keys = [k for k in SECRET_KEYS if k in config]
+    if secret_keys is None:  # as `pulumi config set --secret` marks them; never what the file holds in clear
+        secret_keys = [k for k in SECRET_KEYS if k in config and k not in getattr(config, "plaintext", ())]
     pulumi.runtime.set_all_config(config, secret_keys=secret_keys)
     run = Run(mocks, {}, set(), warnings=warnings)
 
