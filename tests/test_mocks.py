@@ -83,6 +83,11 @@ REFUSED = [
     ("lb-name-prefix-7", lambda: aws.lb.LoadBalancer("front", name_prefix="wallarm"), "cannot be longer than 6 characters"),
     ("tg-autoname-over-32", tg(name="filtering-nodes-http-traffic"), "cannot be longer than 32 characters"),
     ("tg-name-dot", lambda: aws.lb.TargetGroup("nodes", name="nodes.http"), "only alphanumeric characters and hyphens"),
+    ("tls-listener-without-certificate", lambda: aws.lb.Listener("tls", load_balancer_arn="arn:lb", port=443, protocol="TLS",
+                                                                  default_actions=[{"type": "forward", "target_group_arn": "arn:tg"}]),
+     "A certificate must be specified for HTTPS and TLS listeners"),
+    ("tg-deregistration-delay-3601", tg(deregistration_delay="3601"), "expected deregistration_delay to be in the range (0 - 3600)"),
+    ("tg-health-check-port-0", tg(health_check={"port": "0", "protocol": "HTTP"}), "health check port 0 must be from 1 to 65535"),
     ("user-data-over-16k", instance(user_data="#" * 16385), "User data is limited to 16384 bytes"),
     ("key-pair-name-256", lambda: aws.ec2.KeyPair("k", key_name="k" * 256, public_key="ssh-ed25519 AAAA"),
      "for parameter KeyName is invalid"),
@@ -97,6 +102,10 @@ ACCEPTED = [
     ("lb-name-32", lambda: aws.lb.LoadBalancer("front", name="a" * 32)),
     ("lb-name-prefix-6", lambda: aws.lb.LoadBalancer("front", name_prefix="wallar")),
     ("user-data-16k", instance(user_data="#" * 16384)),
+    ("tls-listener-with-certificate", lambda: aws.lb.Listener("tls", load_balancer_arn="arn:lb", port=443, protocol="TLS",
+                                                               certificate_arn="arn:aws:acm:eu-central-1:1:certificate/x",
+                                                               default_actions=[{"type": "forward", "target_group_arn": "arn:tg"}])),
+    ("tg-deregistration-delay-3600", tg(deregistration_delay="3600", health_check={"port": "traffic-port"})),
     ("same-name-other-type", twice(sg(), lambda: aws.ec2.KeyPair("web", public_key="ssh-ed25519 AAAA"))),
 ]
 
