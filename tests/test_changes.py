@@ -174,3 +174,21 @@ def test_an_existing_vpc_uses_the_listed_subnets_only():
     assert [r.inputs["cidrIpv4"] for r in health] == ["172.31.0.0/16"], "health checks open beyond the VPC"
     [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert lb.inputs["subnets"] == EXISTING["publicSubnetIds"]
+
+
+def test_a_mode_change_reloads_nginx_and_checks_again_only():
+    """Guards against the README's "change the mode" recipe touching wstore or replacing nodes."""
+    before = program_run(postanalyticsCount=2, filteringCount=3)
+    after = program_run(postanalyticsCount=2, filteringCount=3, wallarmMode="block")
+    assert changed(before, after) == {f"filtering-{i}-{step}" for i in range(3) for step in ("configure", "health")}
+
+
+def test_a_token_rotation_touches_only_the_install_steps():
+    """Guards against the README's "rotate the token" recipe replacing or reconfiguring running nodes (the install
+    step runs again, finds the version installed, and does nothing)."""
+    before = program_run()
+    after = run_program(stack_config("dev", wallarmToken="RotatedWallarmToken0123456789abcdef=="))
+    assert changed(before, after) == {"postanalytics-0-install", "filtering-0-install", "filtering-1-install"}
+    for name in ("postanalytics-0-install", "filtering-0-install"):
+        old, new = before.mocks.named(name), after.mocks.named(name)
+        assert old.inputs["triggers"] == new.inputs["triggers"], f"{name} would be replaced"
