@@ -135,7 +135,9 @@ class Firewall(pulumi.ComponentResource):
         for role in roles:
             sg_name = f"{name}-{role}"
             self.group_ids[role] = aws.ec2.SecurityGroup(
-                sg_name, vpc_id=args.vpc_id, description=GROUPS[role], tags={"Name": sg_name}, opts=child).id
+                # The Role tag scopes IAM: the deploy role may open and close only the group tagged deployer.
+                sg_name, vpc_id=args.vpc_id, description=GROUPS[role], tags={"Name": sg_name, "Role": role},
+                opts=child).id
         for rule in rules(args):
             peer = rule.peer.role if isinstance(rule.peer, Group) else _slug(rule.peer)
             rule_name = f"{name}-{rule.group}-{rule.direction}-{rule.protocol}{rule.port}-{peer}"

@@ -70,6 +70,8 @@ def test_ssh_to_nodes_only_from_the_jump_host(variant):
     jump = [(r.inputs["fromPort"], r.inputs.get("cidrIpv4")) for r in _rules(run.mocks, INGRESS, "jumphost")]
     assert jump == [(22, ADMIN)]
     assert _rules(run.mocks, INGRESS, "deployer") == [] and _rules(run.mocks, EGRESS, "deployer") == []
+    # The deploy role's IAM statement may open and close only the group tagged Role=deployer.
+    assert run.mocks.named("firewall-deployer").inputs["tags"]["Role"] == "deployer"
 
 
 def test_without_jump_host_nodes_take_ssh_from_the_admin_networks():
