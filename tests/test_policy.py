@@ -311,7 +311,8 @@ def test_the_program_passes_its_own_policies(variant_name):
 def test_policy_pack_is_constructed_only_in_its_entry_point():
     """Guards against `PolicyPack(...)` (which serves the engine and blocks) in a module tests import."""
     places = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py")
-              if ".venv" not in p.parts and p.name != "test_policy.py" and "PolicyPack(" in p.read_text()]
+              if not {"venv", ".venv", "site-packages"} & set(p.relative_to(ROOT).parts)
+              and p.name != "test_policy.py" and "PolicyPack(" in p.read_text()]
     assert places == ["policy/__main__.py"]
     assert "rules import POLICIES" in (ROOT / "policy" / "__main__.py").read_text()
     assert os.path.exists(ROOT / "policy" / "requirements.txt")
