@@ -27,11 +27,14 @@ def _ok(results):
     return results
 
 
+STATE = "var/lib/wallarm-deploy/"
+
+
 def _snapshot(sandbox: Sandbox) -> dict[str, tuple[bytes, int, int]]:
-    """Every file under the sandbox root: bytes, mode, mtime (ns)."""
+    """Every file under the sandbox root but the deploy scripts' own state (lock, journal): bytes, mode, mtime."""
     out = {}
     for p in sandbox.root.rglob("*"):
-        if p.is_file() and not p.is_symlink():
+        if p.is_file() and not p.is_symlink() and not str(p.relative_to(sandbox.root)).startswith(STATE):
             st = p.stat()
             out[str(p.relative_to(sandbox.root))] = (p.read_bytes(), stat.S_IMODE(st.st_mode), st.st_mtime_ns)
     return out
@@ -107,7 +110,8 @@ def test_second_run_changes_nothing(postanalytics):
     by_step = {r.step: r for r in results}
     assert "already installed: nothing to do" in by_step["install"].stderr
     assert "no change" in by_step["configure"].stderr
-    assert json.loads(by_step["configure"].stdout) == {"name": "postanalytics-0", "changed": [], "restarted": False}
+    assert json.loads(by_step["configure"].stdout) == {"name": "postanalytics-0", "changed": [], "restarted": False,
+                                                          "resumed": False}
 
 
 def test_changed_arena_changes_only_env_list_and_restarts_once(postanalytics):
@@ -192,6 +196,9 @@ def test_failed_restart_restores_and_restarts_on_the_old_files(postanalytics):
     assert result.returncode == 1 and "systemctl restart wallarm.service` failed" in result.stderr
     assert {k: v[0] for k, v in _snapshot(sb).items()} == before
     assert _restarts(sb) == ["systemctl restart wallarm.service"] * 2
+    # wstore is down: the journal stays, so the next run restarts it even if no file changes.
+    assert "the next run restarts it again" in result.stderr
+    assert sb.path("/var/lib/wallarm-deploy/apply-journal.json").exists()
 
 
 def test_installer_failure_is_reported_without_the_token(tmp_path):
@@ -237,7 +244,7 @@ def test_configure_before_install_fails_and_changes_nothing(tmp_path):
 @pytest.mark.parametrize("stdin,words", [
     ("not json", "standard input is not JSON"),
     ('{"files": [{"path": "relative/x", "content": "", "mode": "0644"}]}', "absolute path"),
-    ('{"files": [{"path": "/etc/x", "content": "", "mode": "rwx"}]}', "octal mode"),
+    ('{"files": [{"path": "/etc/nginx/x", "content": "", "mode": "rwx"}]}', "octal mode"),
     ('{"surprise": 1}', "unknown keys"),
     ('{"env": [{"path": "/opt/wallarm/env.list", "set": {"bad key": "1"}}]}', "bad variable"),
 ], ids=["not-json", "relative-path", "bad-mode", "unknown-key", "bad-env"])

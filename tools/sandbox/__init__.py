@@ -10,16 +10,25 @@ stdin that the program declared for the host, as captured by the mocks.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
+import shutil
+import stat
 import subprocess
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from tools.mocks import ProviderMocks
 
 HERE = Path(__file__).resolve().parent
 STUB_BIN = HERE / "bin"
 STUB_INSTALLER = HERE / "wallarm-installer.sh"
+SCRIPTS = HERE.parent.parent / "scripts"
+STATE_DIR = "var/lib/wallarm-deploy"
+TEMP_PREFIX = ".wallarm-deploy-"
+UNIT_CONFIG = {"wallarm.service": "opt/wallarm", "nginx": "etc/nginx"}
 STEP_ORDER = ("wait", "install", "configure", "health")
 
 
@@ -38,7 +47,7 @@ class Sandbox:
         self.home = self.root / "home" / user
         self.state = self.base / "state"
         self.log = self.base / "calls.log"
-        for d in (self.root, self.home, self.state):
+        for d in (self.root, self.home, self.state, self.root / "var" / "lib"):  # /var/lib is on every host
             d.mkdir(parents=True, exist_ok=True)
         self.log.touch()
         self.extra_env = dict(env or {})
@@ -73,6 +82,72 @@ class Sandbox:
 
     def clear_calls(self) -> None:
         self.log.write_text("")
+
+    # ------------------------------------------------------------ direct runs and inspection
+
+    def apply(self, spec: Union[dict, str, bytes], timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+        """scripts/apply_spec.py with `spec` on stdin (a dict is dumped as JSON), as root, in this sandbox."""
+        data = json.dumps(spec).encode() if isinstance(spec, dict) else (
+            spec.encode() if isinstance(spec, str) else spec)
+        return subprocess.run([sys.executable, str(SCRIPTS / "apply_spec.py")], input=data, capture_output=True,
+                              env=self.env(**env), cwd=self.home, timeout=timeout)
+
+    def install(self, mode: str) -> None:
+        """Lays down what the install step leaves (the distribution's NGINX first for filtering), with the stubs."""
+        steps = (["apt-get install -y nginx"] if mode == "filtering" else []) + [
+            f"sh {STUB_INSTALLER} -- --batch -t SandboxToken0123456789 {mode}"]
+        for step in steps:
+            result = self.run("install", step)
+            if result.returncode != 0:
+                raise RuntimeError(f"{step}: {result.stderr}")
+
+    def clone(self, base: Path) -> "Sandbox":
+        """A copy of this sandbox (files, modes, symlinks, stub state) at `base`."""
+        shutil.copytree(self.base, base, symlinks=True)
+        copy = Sandbox(base, user=self.home.name, env=self.extra_env)
+        return copy
+
+    def tree(self, include_state: bool = False) -> dict[str, tuple]:
+        """Every path under the root but the state directory: (kind, bytes or link target, mode, uid, gid)."""
+        out = {}
+        for p in sorted(self.root.rglob("*")):
+            rel = str(p.relative_to(self.root))
+            if not include_state and (rel + "/").startswith(STATE_DIR + "/"):
+                continue
+            st = p.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(p), 0, st.st_uid, st.st_gid)
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", b"", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+            else:
+                out[rel] = ("file", p.read_bytes(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+        return out
+
+    def temporary_files(self) -> list[str]:
+        """Temporary files of apply_spec.py anywhere under the root."""
+        return [str(p.relative_to(self.root)) for p in self.root.rglob(f"{TEMP_PREFIX}*")]
+
+    def journal(self) -> Optional[Path]:
+        """apply_spec.py's journal of a pending run, if one is there."""
+        path = self.root / STATE_DIR / "apply-journal.json"
+        return path if path.exists() else None
+
+    def manifest(self, unit: str) -> str:
+        """The unit's configuration files as they are now, in the stub systemctl's manifest format."""
+        lines = []
+        top = self.root / UNIT_CONFIG[unit]
+        for p in sorted(top.rglob("*"), key=lambda q: str(q.relative_to(self.root)).encode()):
+            if p.is_file() and not p.is_symlink() and not p.name.startswith(TEMP_PREFIX):
+                lines.append(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(self.root)}")
+        return "".join(line + "\n" for line in lines)
+
+    def loaded(self, unit: str) -> Optional[str]:
+        """What the unit loaded at its last successful (re)start, or None when it is down."""
+        active = self.state / f"{unit}.active"
+        running = self.state / f"{unit}.running"
+        if unit != "nginx" and (not active.exists() or active.read_text().strip() != "active"):
+            return None
+        return running.read_text() if running.exists() else None
 
 
 def host_steps(mocks: ProviderMocks, host: str) -> tuple[list[tuple[str, str]], dict[str, dict]]:
