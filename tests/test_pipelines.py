@@ -397,3 +397,13 @@ def test_run_scripts_are_shellcheck_clean_and_take_values_from_env(where, script
     proc = subprocess.run(["shellcheck", "-s", "bash", "-"], input="#!/usr/bin/env bash\n" + script,
                           capture_output=True, text=True)
     assert proc.returncode == 0, f"{where}:\n{proc.stdout}"
+
+
+def test_dependabot_keeps_the_action_pins_current():
+    """Guards against SHA pins that nobody updates (and a Dependabot file GitHub would reject)."""
+    path = ROOT / ".github" / "dependabot.yml"
+    proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.dependabot", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ecosystems = {u["package-ecosystem"] for u in yaml.safe_load(path.read_text())["updates"]}
+    assert "github-actions" in ecosystems
