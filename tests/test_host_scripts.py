@@ -3,11 +3,15 @@ hands to each remote.Command (captured under mocks)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,7 @@ import yaml
 
 from components import render
 from tests.conftest import program_run
-from tools.sandbox import Sandbox, replay
+from tools.sandbox import Sandbox, installer_archive, replay
 
 SCRIPTS = sorted((Path(__file__).resolve().parent.parent / "scripts").glob("*.sh"))
 STUBS = sorted((Path(__file__).resolve().parent.parent / "tools" / "sandbox" / "bin").glob("[a-z]*"))
@@ -260,10 +264,22 @@ def test_malformed_spec_is_refused(postanalytics, stdin, words):
 def test_unhealthy_node_fails_with_its_name(filtering):
     """Guards against `pulumi up` succeeding while a filtering node cannot write to wstore."""
     run, sb = filtering
-    [result] = replay(run.mocks, "filtering-0", sb, steps=("health",), upload=False,
-                      STUB_STATUS_JSON='{"requests": 3, "tnt_errors": 2}')
+    [result] = replay(run.mocks, "filtering-0", sb, steps=("health",), upload=False, STUB_TNT_ERRORS_PER_ATTACK="2")
     assert result.returncode == 1
-    assert "filtering node filtering-0 is unhealthy: tnt_errors is 2 after 20 checks" in result.stderr
+    assert "filtering node filtering-0 is unhealthy: tnt_errors grew from 0 to 2 during the check" in result.stderr
+
+
+def test_healthy_node_passes_despite_old_errors(filtering):
+    """Guards against an error counted before this configuration failing every later `pulumi up`."""
+    run, sb = filtering
+    sb.reset_counters()
+    sb.clear_calls()
+    [result] = replay(run.mocks, "filtering-0", sb, steps=("health",), upload=False, STUB_TNT_ERRORS_BEFORE="7")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"node": "filtering-0", "attack_counted": True, "tnt_errors_before": 7,
+                                         "tnt_errors": 7}
+    calls = [c for c in sb.calls() if c.startswith("curl http://")]
+    assert calls[0].endswith("/wallarm-status") and calls[1] == "curl http://localhost/etc/passwd", calls
 
 
 @pytest.mark.parametrize("script", SCRIPTS + STUBS, ids=lambda p: p.name)
@@ -297,3 +313,116 @@ def test_bad_mode_is_refused_by_the_wrapper_and_the_installer(tmp_path):
     stub = subprocess.run(["sh", str(STUBS[0].parent.parent / "wallarm-installer.sh"), "--", "--batch", "-t",
                            "SomeToken0123456789abcdef", "-c", "EU"], capture_output=True, text=True, env=sb.env())
     assert stub.returncode != 0 and "knows postanalytics and filtering only" in stub.stderr
+
+
+WAIT = str(Path(__file__).resolve().parent.parent / "scripts" / "wait-for-boot.sh")
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "000", "abc", "1.5"])
+def test_wait_for_boot_refuses_a_timeout_that_is_not_positive(tmp_path, timeout):
+    """Guards against `--timeout 0` (or a negative one) turning into "wait forever" or "fail at once"."""
+    sb = Sandbox(tmp_path / "wait")
+    result = sb.run("wait", f"bash {WAIT} --timeout {timeout}")
+    assert result.returncode == 1
+    assert f"--timeout must be a positive whole number of seconds, got '{timeout}'" in result.stderr
+    assert sb.calls() == [], "it waited for something before refusing"
+
+
+@pytest.mark.parametrize("state,ok", [("running", True), ("degraded", True), ("maintenance", False)])
+def test_wait_for_boot_without_cloud_init_asks_systemd(tmp_path, state, ok):
+    """Guards against a custom image without cloud-init failing the deployment, or one that never finished booting
+    passing it."""
+    sb = Sandbox(tmp_path / "nocloud")
+    result = sb.run("wait", f"bash {WAIT} --timeout 30", PATH=sb.path_without("cloud-init"),
+                    STUB_SYSTEM_STATE=state)
+    assert (result.returncode == 0) is ok, result.stderr
+    assert sb.calls() == ["systemctl is-system-running --wait"]
+    if ok:
+        assert f"systemd reports {state}" in result.stderr
+    else:
+        assert "systemd reports 'maintenance' (exit 1), not running or degraded" in result.stderr
+
+
+INSTALL = str(Path(__file__).resolve().parent.parent / "scripts" / "install-wallarm.sh")
+URL = "https://meganode.wallarm.com/6.12/wallarm-6.12.1.{arch}-glibc.sh"
+
+
+def _install(sb: Sandbox, token: str, *extra: str, arch: str = "x86_64", **env: str):
+    """install-wallarm.sh straight from the repository, as the install step runs it (token on stdin)."""
+    command = (f"bash {INSTALL} --version 6.12.1 --arch {arch} --url {URL.format(arch=arch)} --mode postanalytics "
+               f"--cloud EU --retry-delay 0 {' '.join(extra)}")
+    return sb.run("install", command, token + "\n", **env)
+
+
+def test_pinned_digest_admits_the_vetted_installer_only(tmp_path):
+    """Guards against a changed or tampered download running as root when the team pinned what it vetted."""
+    good = hashlib.sha256(installer_archive()).hexdigest()
+    sb = Sandbox(tmp_path / "pinned")
+    result = _install(sb, "GoodToken0123456789abcdef", "--sha256", good)
+    assert result.returncode == 0, result.stderr
+    assert "matches the pinned SHA-256" in result.stderr
+
+    other = Sandbox(tmp_path / "tampered")
+    result = _install(other, "GoodToken0123456789abcdef", "--sha256", good, STUB_DOWNLOAD_BODY="tampered")
+    named = re.search(rf"has SHA-256 ([0-9a-f]{{64}}), but --sha256 pins {good}", result.stderr)
+    assert result.returncode == 1 and named and named.group(1) != good, result.stderr
+    assert not any(c.startswith("installer") for c in other.calls()), "the tampered download ran"
+    assert not other.path("/var/lib/wallarm-deploy/installed").exists()
+    assert not list(other.path("/var/lib/wallarm-deploy").glob("wallarm-*.sh")), "the refused download was kept"
+
+    bad = _install(Sandbox(tmp_path / "format"), "GoodToken0123456789abcdef", "--sha256", good.upper())
+    assert bad.returncode == 1 and "--sha256 must be 64 lowercase hex digits" in bad.stderr
+
+
+@pytest.mark.parametrize("host,arch,ok", [("x86_64", "x86_64", True), ("aarch64", "aarch64", True),
+                                          ("aarch64", "x86_64", False), ("x86_64", "aarch64", False)])
+def test_installer_architecture_must_match_the_host(tmp_path, host, arch, ok):
+    """Guards against an installer for the other architecture being downloaded and run (it cannot work)."""
+    sb = Sandbox(tmp_path / "arch")
+    result = _install(sb, "GoodToken0123456789abcdef", arch=arch, STUB_UNAME_M=host)
+    assert (result.returncode == 0) is ok, result.stderr
+    if not ok:
+        assert f"--arch is {arch} but this host is {host} (uname -m)" in result.stderr
+        assert not any(c.startswith("curl") for c in sb.calls())
+
+
+def _token_forms(token: str) -> list[str]:
+    """How a token can show in text: as is, URL-encoded, and base64 at each of the three alignments (a 16-character
+    window that only the token's bytes determine)."""
+    forms = [token, urllib.parse.quote(token, safe="")]
+    for pad in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            forms.append(encode(b"\0" * pad + token.encode()).decode()[4:20])
+    return forms
+
+
+def test_no_token_survives_in_output_or_logs_across_rotation(tmp_path):
+    """Guards against a token (the current one, a rotated-away one, or an encoding of either) shown to Pulumi or
+    left in a log on the host."""
+    old, new = "invalidOldToken0123456789abcdefXYZ+/==", "invalidNewToken9876543210ZYXfedcba/+=="
+    sb = Sandbox(tmp_path / "rotation")
+    first = _install(sb, old)
+    assert first.returncode == 1
+    forms_old, forms_new = _token_forms(old), _token_forms(new)
+    leak = (f"echo old -t {old}; token={old}; b64 {base64.b64encode(new.encode()).decode()}; "
+            f"url {urllib.parse.quote(new, safe='')}; "
+            f"header {base64.b64encode(b'Authorization: Bearer ' + new.encode()).decode()}")
+    second = _install(sb, new, STUB_INSTALLER_SAY=leak)
+    assert second.returncode == 1 and "the Wallarm installer exited with 1" in second.stderr
+    shown = first.stdout + first.stderr + second.stdout + second.stderr
+    logs = {p: p.read_text(errors="replace") for p in sb.path("/var/log/wallarm-deploy").iterdir()}
+    for form in forms_old + forms_new:
+        assert form not in shown, f"{form!r} shown to Pulumi"
+        for path, text in logs.items():
+            assert form not in text, f"{form!r} kept in {path}"
+    assert "header ***" in second.stderr or "header " in second.stderr  # the masked line is still shown
+    for path in logs:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+    good = "GoodToken0123456789abcdefGHIJKLMNOP"
+    third = _install(sb, good, STUB_INSTALLER_SAY=f"registered with {base64.b64encode(good.encode()).decode()}")
+    assert third.returncode == 0, third.stderr
+    log_text = sb.path("/var/log/wallarm-deploy/install.log").read_text()
+    assert "Installation finished (stub)" in log_text, "the log of a successful install was lost"
+    assert not any(form in log_text for form in _token_forms(good)), "the install log keeps the token"
+    assert old not in log_text and new not in log_text

@@ -49,18 +49,18 @@ def no_client_certificate_on_node(sandboxes):
 
 
 def upstream_missing_a_server(sandboxes):
+    """filtering-0's upstream loses its second server line (postanalytics-1)."""
     conf = sandboxes["filtering-0"].path(render.NGINX_CONF)
     lines = conf.read_text().splitlines(keepends=True)
-    first = next(i for i, line in enumerate(lines) if line.strip().startswith("server 127.0.0.11:"))
-    conf.write_text("".join(lines[:first] + lines[first + 1:]))
+    servers = [i for i, line in enumerate(lines) if re.match(r"\s+server \S+ max_fails=", line)]
+    conf.write_text("".join(lines[:servers[1]] + lines[servers[1] + 1:]))
 
 
 @pytest.mark.parametrize("tamper,reason,node_side", [
-    (swap_server_certificates, "filtering-0: upstream 127.0.0.10:6388: server certificate refused: IP address mismatch",
-     False),
-    (client_from_another_ca, "filtering-0: upstream 127.0.0.10:6388: ", True),
-    (no_client_certificate_on_node, "filtering-0: upstream 127.0.0.10:6388: ", True),
-    (upstream_missing_a_server, "filtering-0: upstream lacks postanalytics-1 (127.0.0.11:6388)", True),
+    (swap_server_certificates, "filtering-0: upstream {pa0}: server certificate refused: IP address mismatch", False),
+    (client_from_another_ca, "filtering-0: upstream {pa0}: ", True),
+    (no_client_certificate_on_node, "filtering-0: upstream {pa0}: ", True),
+    (upstream_missing_a_server, "filtering-0: upstream lacks postanalytics-1 ({pa1})", True),
 ], ids=["server-cert-without-its-ip", "client-cert-from-another-ca", "mtls-server-no-client-cert",
         "upstream-missing-a-server"])
 def test_rehearsal_fails_for_real_faults(tamper, reason, node_side, tmp_path):
@@ -68,12 +68,14 @@ def test_rehearsal_fails_for_real_faults(tamper, reason, node_side, tmp_path):
     report = rehearse("dev", {"postanalyticsCount": 2}, tmp_path, tamper=tamper)
     text = "\n".join(report.lines)
     assert not report.ok, text
+    pa0, pa1 = report.wstore["postanalytics-0"], report.wstore["postanalytics-1"]
+    reason = reason.format(pa0=pa0, pa1=pa1)
     assert any(f.startswith(reason) for f in report.failures), report.failures
     assert "filtering-0: health check: filtering node filtering-0 is unhealthy" in text
     if node_side:
         assert "filtering-1: " not in " ".join(report.failures), "a fault on filtering-0 failed filtering-1 too"
     else:  # a bad server certificate fails every node that connects to that server
-        assert any(f.startswith("filtering-1: upstream 127.0.0.10:6388: server certificate refused")
+        assert any(f.startswith(f"filtering-1: upstream {pa0}: server certificate refused")
                    for f in report.failures)
     assert text.splitlines()[-1].startswith("Result: FAILED")
 

@@ -65,6 +65,20 @@ class Sandbox:
         env.update(extra)
         return env
 
+    def path_without(self, *names: str) -> str:
+        """A PATH of links to the stubs and to every other command, except `names` (a host without cloud-init)."""
+        farm = self.base / ("bin-without-" + "-".join(names))
+        if not farm.exists():
+            farm.mkdir()
+            for directory in [str(STUB_BIN), *os.environ.get("PATH", "/usr/bin:/bin").split(":")]:
+                if not os.path.isdir(directory):
+                    continue
+                for entry in os.scandir(directory):
+                    link = farm / entry.name
+                    if entry.name not in names and not os.path.lexists(link):
+                        link.symlink_to(entry.path)
+        return str(farm)
+
     def upload(self, remote_path: str, text: str) -> None:
         """What CopyToRemote does: the file at remote_path, parents created, as the SSH user."""
         target = self.path(remote_path)
@@ -141,6 +155,11 @@ class Sandbox:
                 lines.append(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(self.root)}")
         return "".join(line + "\n" for line in lines)
 
+    def reset_counters(self) -> None:
+        """Forgets the stub status counters (the next read starts them from the STUB_* knobs again)."""
+        for name in ("wallarm-status", "status-reads"):
+            (self.state / name).unlink(missing_ok=True)
+
     def loaded(self, unit: str) -> Optional[str]:
         """What the unit loaded at its last successful (re)start, or None when it is down."""
         active = self.state / f"{unit}.active"
@@ -148,6 +167,21 @@ class Sandbox:
         if unit != "nginx" and (not active.exists() or active.read_text().strip() != "active"):
             return None
         return running.read_text() if running.exists() else None
+
+
+def installer_archive() -> bytes:
+    """What the stub curl serves as the installer: the stub's makeself-like header and its declared payload."""
+    return STUB_INSTALLER.read_bytes() + b"x" * (1048576 - 17) + b"STUB_PAYLOAD_END\n"
+
+
+def host_arch(mocks: ProviderMocks, host: str) -> str:
+    """The architecture of the machine the program declared for a host (its user data names it)."""
+    for r in mocks.of_type("aws:ec2/instance:Instance"):
+        if (r.inputs.get("tags") or {}).get("Node", r.name) == host:
+            for word in (r.inputs.get("userData") or "").split():
+                if word.startswith("arch="):
+                    return word[len("arch="):]
+    return "x86_64"
 
 
 def host_steps(mocks: ProviderMocks, host: str) -> tuple[list[tuple[str, str]], dict[str, dict]]:
@@ -163,6 +197,7 @@ def replay(mocks: ProviderMocks, host: str, sandbox: Sandbox, steps: tuple[str, 
            upload: bool = True, **env: str) -> list[StepResult]:
     """Applies a host's declared steps into the sandbox, in order; stops at the first that fails."""
     uploads, commands = host_steps(mocks, host)
+    env.setdefault("STUB_UNAME_M", host_arch(mocks, host))  # the sandbox host's `uname -m`
     if upload:
         for remote_path, text in uploads:
             sandbox.upload(remote_path, text)

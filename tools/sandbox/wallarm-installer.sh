@@ -1,12 +1,23 @@
 #!/bin/sh
-# Stub of Wallarm's all-in-one installer (a makeself archive), as documented for 6.x:
+# This script was generated using Makeself 2.4.5 (in appearance only: it is the sandbox's stand-in for Wallarm's
+# all-in-one installer, a makeself archive). The stub curl serves this header followed by a payload of the size
+# declared below, ending with STUB_PAYLOAD_END; `--check` looks for that end, as makeself checks its checksums.
 #   sh wallarm-X.Y.Z.ARCH-glibc.sh --check
 #   [WALLARM_LABELS=group=G] sh wallarm-X.Y.Z.ARCH-glibc.sh -- --batch -t TOKEN [-c US|EU|ME | -H HOST] MODE
 # It lays down the files the real one writes (under $WALLARM_ROOT), with keys we do not manage, and exits
 # non-zero on a bad token (one that starts with "invalid") or mode, or when filtering finds no NGINX.
+# It prints the token (as a careless installer might) and $STUB_INSTALLER_SAY, for the masking tests.
+filesizes="1048576"
 set -eu
 record() { printf '%s\n' "$*" >>"${STUB_LOG:?}"; }
-[ "${1:-}" = "--check" ] && { [ -z "${STUB_INSTALLER_CORRUPT:-}" ] && echo "Verifying archive integrity... All good." && exit 0; echo "Error in checksums" >&2; exit 2; }
+if [ "${1:-}" = "--check" ]; then
+  if [ -z "${STUB_INSTALLER_CORRUPT:-}" ] && tail -c 17 "$0" | grep -q STUB_PAYLOAD_END; then
+    echo "Verifying archive integrity...  100%   MD5 checksums are OK. All good."
+    exit 0
+  fi
+  echo "Error in MD5 checksums: the archive is corrupt (stub, $filesizes bytes declared)" >&2
+  exit 2
+fi
 [ "${1:-}" = "--" ] && shift
 batch=no token="" cloud=EU host="" mode=""
 while [ $# -gt 0 ]; do
@@ -21,6 +32,7 @@ while [ $# -gt 0 ]; do
 done
 record "installer batch=$batch mode=${mode:-both} cloud=$cloud host=${host:-default} labels=${WALLARM_LABELS:-none} token=$( [ -n "$token" ] && echo given || echo missing)"
 echo "Wallarm installer (stub) starting: mode ${mode:-both}, token $token"
+[ -z "${STUB_INSTALLER_SAY:-}" ] || echo "$STUB_INSTALLER_SAY"
 [ "$batch" = yes ] || { echo "ERROR: interactive mode needs a terminal" >&2; exit 1; }
 case "$token" in ""|invalid*) echo "ERROR: failed to register the node: token $token is invalid (HTTP 401)" >&2; exit 1 ;; esac
 [ -n "$mode" ] || { echo "ERROR: this stub knows postanalytics and filtering only" >&2; exit 1; }
@@ -63,3 +75,4 @@ else
   sed -i 's|^http {$|http {\n    # wallarm_wstore_upstream wallarm_wstore;|' "$r/etc/nginx/nginx.conf"
 fi
 echo "Installation finished (stub)"
+exit 0
