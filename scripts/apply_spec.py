@@ -139,11 +139,12 @@ def _fail(where: str, value: Any, allowed: str, show: bool = True) -> None:
 
 def _object(value: Any, where: str, allowed: set[str], required: set[str]) -> dict:
     if not isinstance(value, dict):
-        _fail(where, value, f"it must be an object with {', '.join(sorted(required))}", show=False)
+        _fail(where, value, f"it must be an object{' with ' if required else ''}{', '.join(sorted(required))}",
+              show=False)
     unknown = sorted(set(value) - allowed)
     if unknown:
-        raise SpecError(f"malformed spec: unknown keys {[_short(k) for k in unknown]} in {where}; "
-                        f"allowed are {sorted(allowed)}")
+        raise SpecError(f"malformed spec: unknown keys {', '.join(_short(k) for k in unknown)} in {where}; "
+                        f"allowed are {', '.join(sorted(allowed))}")
     missing = sorted(required - set(value))
     if missing:
         raise SpecError(f"malformed spec: {where} lacks {', '.join(missing)}")
@@ -345,7 +346,7 @@ def snapshot(path: str) -> State:
     except FileNotFoundError:
         return State("absent")
     except NotADirectoryError:
-        raise SpecError(f"{path}: a parent of it is a file, not a directory") from None
+        raise SpecError(f"{path}: one of its parents is not a directory") from None
     owner = dict(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
     if stat.S_ISLNK(st.st_mode):
         return State("link", target=os.readlink(target), **owner)
@@ -928,9 +929,12 @@ class Lock:
         os.close(self.fd)  # closing releases the flock
 
 
-def remove_temporary_files(paths: list[str]) -> None:
-    """Temporary files a killed run left next to the paths it was writing."""
-    for directory in sorted({os.path.dirname(host(p)) for p in paths} | {host(STATE_DIR)}):
+def remove_temporary_files(paths: list[str], trees: list[str]) -> None:
+    """Temporary files a killed run left next to the paths it was writing, or anywhere under `trees`."""
+    directories = {os.path.dirname(host(p)) for p in paths} | {host(STATE_DIR)}
+    for tree in trees:
+        directories |= {d for d, _, _ in os.walk(host(tree))}
+    for directory in sorted(directories):
         try:
             names = os.listdir(directory)
         except OSError:
@@ -1006,7 +1010,8 @@ def _ignore_signals() -> None:
 
 def apply(spec: dict) -> dict:
     pending = Journal.load()
-    remove_temporary_files([*(w for w in _named_paths(spec)), *(pending.originals if pending else [])])
+    ud = spec.get("unique_directive")
+    remove_temporary_files([*_named_paths(spec), *(pending.originals if pending else [])], [ud["under"]] if ud else [])
     try:
         wanted, notes = desired_state(spec)  # reads everything first: a missing file changes nothing
     except SpecError as exc:

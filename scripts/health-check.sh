@@ -18,7 +18,7 @@ readonly STATUS_URL="http://127.0.0.8/wallarm-status"
 read -r -d '' PARSE_PY <<'PY' || true
 import json, sys
 raw = sys.stdin.buffer.read()
-shown = "".join(c if c.isprintable() else "?" for c in raw[:80].decode("utf-8", "backslashreplace"))
+shown = "".join(c if c.isprintable() else "?" for c in raw.strip()[:80].decode("utf-8", "backslashreplace"))
 def fail(message):
     print(message, file=sys.stderr)
     sys.exit(1)

@@ -133,13 +133,15 @@ class Sandbox:
                 out[rel] = ("link", os.readlink(p), 0, st.st_uid, st.st_gid)
             elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("dir", b"", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
-            else:
+            elif stat.S_ISREG(st.st_mode):
                 out[rel] = ("file", p.read_bytes(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+            else:  # a FIFO or a device: never opened (a FIFO would block)
+                out[rel] = ("other", b"", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
         return out
 
     def temporary_files(self) -> list[str]:
         """Temporary files of apply_spec.py anywhere under the root."""
-        return [str(p.relative_to(self.root)) for p in self.root.rglob(f"{TEMP_PREFIX}*")]
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob(f"{TEMP_PREFIX}*"))
 
     def journal(self) -> Optional[Path]:
         """apply_spec.py's journal of a pending run, if one is there."""
@@ -171,7 +173,7 @@ class Sandbox:
 
 def installer_archive() -> bytes:
     """What the stub curl serves as the installer: the stub's makeself-like header and its declared payload."""
-    return STUB_INSTALLER.read_bytes() + b"x" * (1048576 - 17) + b"STUB_PAYLOAD_END\n"
+    return STUB_INSTALLER.read_bytes() + b"x" * (1572864 - 17) + b"STUB_PAYLOAD_END\n"
 
 
 def host_arch(mocks: ProviderMocks, host: str) -> str:

@@ -7,7 +7,7 @@
 # It lays down the files the real one writes (under $WALLARM_ROOT), with keys we do not manage, and exits
 # non-zero on a bad token (one that starts with "invalid") or mode, or when filtering finds no NGINX.
 # It prints the token (as a careless installer might) and $STUB_INSTALLER_SAY, for the masking tests.
-filesizes="1048576"
+filesizes="1572864"
 set -eu
 record() { printf '%s\n' "$*" >>"${STUB_LOG:?}"; }
 if [ "${1:-}" = "--check" ]; then
