@@ -73,7 +73,8 @@ def pa_spec(ip: str = "10.0.1.5", arena: str = "1.0", tls: bool = True, version:
 
 
 def f_spec(body: str = "# v1", version: str = "v1") -> dict:
-    conf = f"{body}\nupstream wallarm_wstore {{\n    server 10.0.1.5:6388;\n}}\nwallarm_wstore_upstream wallarm_wstore ssl=on;\n"
+    conf = (f"{body}\nupstream wallarm_wstore {{\n    server 10.0.1.5:6388;\n}}\n"
+            "wallarm_wstore_upstream wallarm_wstore ssl=on;\n")
     return render.filtering_spec(
         name="filtering-0", nginx_conf=conf, tls=True, mutual_tls=True, ca_cert=_cert(f"ca {version}"),
         client_cert=_cert(f"client {version}"), client_key=f"-----BEGIN PRIVATE KEY-----\n{version}\n")
@@ -755,7 +756,8 @@ HOSTILE_STATUS = [
     ("attack never seen", {"STUB_ATTACK_UNSEEN": "1"}, False, "the status never counted the test attack"),
     ("request seen, attack not detected", {"STUB_ATTACK_NOT_DETECTED": "1"}, False,
      "never counted the test attack (requests 10 -> 11, attacks 10 -> 10)"),
-    ("status endpoint down", {"STUB_STATUS_DOWN": "always"}, False, "the status endpoint http://127.0.0.8/wallarm-status is down (curl exit 7"),
+    ("status endpoint down", {"STUB_STATUS_DOWN": "always"}, False,
+     "the status endpoint http://127.0.0.8/wallarm-status is down (curl exit 7"),
     ("an HTML page", {"STUB_STATUS_BODY": "<html><h1>502 Bad Gateway</h1></html>"}, False,
      "answered something that is not JSON: '<html><h1>502 Bad Gateway</h1></html>"),
     ("an empty answer", {"STUB_STATUS_BODY": ""}, False, "answered nothing"),

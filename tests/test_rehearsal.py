@@ -3,12 +3,21 @@ faults in what the hosts get."""
 
 from __future__ import annotations
 
+import datetime
 import re
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from components import render
 from tests.helpers import rogue_pair
+from tools.nginxconf import without_wallarm
 from tools.rehearse import main, rehearse
 
 
@@ -30,25 +39,25 @@ def test_rehearsal_passes(overrides, tmp_path):
         assert text.count("server certificate verified") == pa * f
 
 
-def swap_server_certificates(sandboxes):
+def swap_server_certificates(sandboxes, _run):
     """postanalytics-0 serves postanalytics-1's certificate: right CA, wrong IP."""
     a, b = sandboxes["postanalytics-0"], sandboxes["postanalytics-1"]
     for path in (render.WSTORE_CERT, render.WSTORE_KEY):
         a.path(path).write_bytes(b.path(path).read_bytes())
 
 
-def client_from_another_ca(sandboxes):
+def client_from_another_ca(sandboxes, _run):
     cert, key = rogue_pair("filtering-0")
     sandboxes["filtering-0"].path(render.NGINX_CLIENT_CERT).write_bytes(cert)
     sandboxes["filtering-0"].path(render.NGINX_CLIENT_KEY).write_bytes(key)
 
 
-def no_client_certificate_on_node(sandboxes):
+def no_client_certificate_on_node(sandboxes, _run):
     conf = sandboxes["filtering-0"].path(render.NGINX_CONF)
     conf.write_text(re.sub(r"(?m)^wallarm_wstore_ssl_(cert|key)_file .*\n", "", conf.read_text()))
 
 
-def upstream_missing_a_server(sandboxes):
+def upstream_missing_a_server(sandboxes, _run):
     """filtering-0's upstream loses its second server line (postanalytics-1)."""
     conf = sandboxes["filtering-0"].path(render.NGINX_CONF)
     lines = conf.read_text().splitlines(keepends=True)
@@ -86,3 +95,86 @@ def test_command_line_exit_codes(capsys, tmp_path):
     assert "Result: OK" in capsys.readouterr().out
     assert main(["--stack", "dev", "--set", "slabAllocArena=2,0"]) == 1
     assert "slabAllocArena is '2,0'" in capsys.readouterr().out
+
+
+def _expired_client_from_the_stack_ca(run) -> tuple[bytes, bytes]:
+    """A client certificate from the stack's own CA whose validity ended yesterday."""
+    ca_record = run.mocks.of_type("tls:index/selfSignedCert:SelfSignedCert")[0]
+    ca_key = serialization.load_pem_private_key(ca_record.inputs["privateKeyPem"].encode(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(ca_record.outputs["certPem"].encode())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=30)).not_valid_after(now - datetime.timedelta(days=1))
+            .sign(ca_key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def broken_files_everywhere(sandboxes, run):
+    """One broken file per host: each must be named, with its cause."""
+    _, other_key = rogue_pair("other")
+    sandboxes["postanalytics-1"].path(render.WSTORE_KEY).write_bytes(other_key)
+    sandboxes["postanalytics-2"].path(render.WSTORE_YAML).write_text("service: [\n")
+    ca = sandboxes["filtering-0"].path(render.NGINX_CA)
+    ca.write_text(ca.read_text()[: len(ca.read_text()) // 2])
+    sandboxes["filtering-1"].path(render.NGINX_CLIENT_KEY).unlink()
+    cert, key = _expired_client_from_the_stack_ca(run)
+    sandboxes["filtering-2"].path(render.NGINX_CLIENT_CERT).write_bytes(cert)
+    sandboxes["filtering-2"].path(render.NGINX_CLIENT_KEY).write_bytes(key)
+    sandboxes["filtering-3"].path(render.NGINX_CONF).unlink()
+
+
+def test_bad_certificate_and_key_files_are_named_with_their_cause(tmp_path):
+    """Guards against a rehearsal that crashes (or says only "handshake failed") on a key that does not match its
+    certificate, a truncated CA, a missing file, an expired client certificate or a broken wstore.yaml."""
+    report = rehearse("dev", {"postanalyticsCount": 3, "filteringCount": 4}, tmp_path, tamper=broken_files_everywhere)
+    text = "\n".join(report.lines)
+    assert not report.ok, text
+    expected = [
+        f"postanalytics-1: the server key {render.WSTORE_KEY} does not match the certificate {render.WSTORE_CERT}",
+        f"postanalytics-2: {render.WSTORE_YAML} does not say where and how wstore listens",
+        f"filtering-0: the CA file {render.NGINX_CA} holds no complete PEM certificate (empty or truncated?)",
+        f"filtering-1: the client key {render.NGINX_CLIENT_KEY} is missing",
+        f"filtering-2: the client certificate {render.NGINX_CLIENT_CERT} expired on ",
+        f"filtering-3: cannot read {render.NGINX_CONF}",
+    ]
+    for line in expected:
+        assert any(f.startswith(line) for f in report.failures), f"{line!r} not in {report.failures}"
+    pa0 = report.wstore["postanalytics-0"]
+    expired = [f for f in report.failures if f.startswith(f"filtering-2: upstream {pa0}: ")]
+    assert expired and "wstore refused it: certificate has expired" in expired[0], report.failures
+    assert "Traceback" not in text and "could not check this host" not in text, text
+    assert set(report.wstore) == {"postanalytics-0"}, "a stand-in started with unusable files"
+
+
+def test_a_foreign_client_certificate_is_named(tmp_path):
+    """Guards against a client certificate from another CA reported only as a failed handshake."""
+    report = rehearse("dev", {}, tmp_path, tamper=client_from_another_ca)
+    assert any(f.startswith(f"filtering-0: the client certificate {render.NGINX_CLIENT_CERT} is not issued by the CA "
+                            f"in {render.NGINX_CA}") for f in report.failures), report.failures
+
+
+def test_an_upstream_host_name_is_left_to_the_node(tmp_path):
+    """Guards against a protectedUpstream given by name failing the rehearsal because this machine cannot resolve
+    it (NGINX resolves it on the node, in the VPC's DNS), and against the name being changed in what the node
+    gets."""
+    report = rehearse("dev", {"protectedUpstream": "http://app.internal:8080"}, tmp_path)
+    text = "\n".join(report.lines)
+    assert report.ok, text
+    assert text.count("app.internal: a host name the node resolves, not this machine") == 2, text
+    conf = (tmp_path / "filtering-0" / "root" / render.NGINX_CONF.lstrip("/")).read_text()
+    assert "proxy_pass http://app.internal:8080;" in conf
+    assert not nginx_test_without_set_aside(conf)[0], "nginx -t would pass even without setting the name aside"
+
+
+def nginx_test_without_set_aside(conf: str) -> tuple[bool, str]:
+    """nginx -t on the file as it is (Wallarm directives aside, the host name kept)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "f.conf").write_text(without_wallarm(conf))
+        Path(tmp, "nginx.conf").write_text(f"pid {tmp}/p;\nerror_log {tmp}/e;\nevents {{}}\n"
+                                           f"http {{\n    include {tmp}/f.conf;\n}}\n")
+        proc = subprocess.run(["nginx", "-t", "-q", "-p", tmp, "-c", f"{tmp}/nginx.conf"], capture_output=True,
+                              text=True)
+    return proc.returncode == 0, proc.stderr

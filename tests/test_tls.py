@@ -4,6 +4,7 @@ server certificate checked against another address is refused."""
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 from pathlib import Path
 from typing import Optional
@@ -13,7 +14,7 @@ import pytest
 from components import render
 from tests.conftest import program_run
 from tests.helpers import rogue_pair, spec, spec_file
-from tools.tlsprobe import Result, StandIn, connect
+from tools.tlsprobe import Result, StandIn, connect, diagnose
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +91,43 @@ def test_openssl_verifies_the_chain_and_purposes(material):
     wrong = subprocess.run(["openssl", "verify", "-purpose", "sslserver", "-CAfile", str(d / "ca.crt"),
                             str(d / "client.crt")], capture_output=True, text=True)
     assert wrong.returncode != 0, "a client certificate passed as a server certificate"
+
+
+def test_diagnose_accepts_the_delivered_files_and_names_each_broken_one(material, tmp_path):
+    """Guards against a diagnosis that blames good files, or says nothing (or crashes) for a broken one."""
+    d, _ = material
+    assert diagnose("client", str(d / "client.crt"), str(d / "client.key"), str(d / "ca.crt")) == []
+    assert diagnose("server", str(d / "server.crt"), str(d / "server.key"), str(d / "server-ca.crt")) == []
+    rogue_cert, rogue_key = rogue_pair("intruder")
+    (tmp_path / "rogue.crt").write_bytes(rogue_cert)
+    (tmp_path / "rogue.key").write_bytes(rogue_key)
+    (tmp_path / "half-ca.crt").write_text((d / "ca.crt").read_text()[:200])
+    (tmp_path / "empty.key").write_text("")
+    cases = [
+        (("client", str(d / "client.crt"), str(tmp_path / "rogue.key"), str(d / "ca.crt")),
+         "the client key {k} does not match the certificate {c}"),
+        (("client", str(tmp_path / "rogue.crt"), str(tmp_path / "rogue.key"), str(d / "ca.crt")),
+         "the client certificate {c} is not issued by the CA in {a}"),
+        (("client", str(d / "client.crt"), str(d / "client.key"), str(tmp_path / "half-ca.crt")),
+         "the CA file {a} holds no complete PEM certificate (empty or truncated?)"),
+        (("client", str(d / "client.crt"), str(tmp_path / "missing.key"), str(d / "ca.crt")),
+         "the client key {k} is missing"),
+        (("client", str(d / "client.crt"), str(tmp_path / "empty.key"), str(d / "ca.crt")),
+         "the client key {k} is not an unencrypted PEM private key (empty or truncated?)"),
+    ]
+    for (role, cert, key, ca), sentence in cases:
+        problems = diagnose(role, cert, key, ca)
+        assert any(p.startswith(sentence.format(c=cert, k=key, a=ca)) for p in problems), problems
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3650)
+    [expired] = diagnose("client", str(d / "client.crt"), now=later)
+    assert expired.startswith(f"the client certificate {d / 'client.crt'} expired on ")
+
+
+def test_connect_reports_files_it_cannot_load(material, tmp_path):
+    """Guards against a truncated CA or a missing key raising out of connect() (a rehearsal traceback)."""
+    d, ips = material
+    (tmp_path / "half-ca.crt").write_text((d / "ca.crt").read_text()[:200])
+    for ca, cert, key in ((tmp_path / "half-ca.crt", None, None),
+                          (d / "ca.crt", d / "client.crt", tmp_path / "no.key")):
+        result = connect("127.0.0.1", 9, str(ca), str(cert) if cert else None, str(key) if key else None)
+        assert not result.ok and result.detail.startswith("cannot load the client's TLS files"), result.detail

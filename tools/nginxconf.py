@@ -2,6 +2,9 @@
 
 Our file is an http-context fragment (it lives in conf.d). Stock NGINX does not know the Wallarm directives, so
 `nginx -t` runs on the file with them set aside (commented out), inside a minimal main config of its own.
+NGINX resolves a `proxy_pass` host name when it loads the configuration; a name such as app.internal resolves on
+the node (its VPC's DNS), not here, so for `nginx -t` the name is replaced by 192.0.2.1 (TEST-NET-1, RFC 5737),
+keeping scheme, port and path, and `resolved_on_node()` lists the names set aside for the report.
 """
 
 from __future__ import annotations
@@ -32,13 +35,36 @@ def without_wallarm(text: str) -> str:
     return re.sub(r"(?m)^(\s*)(wallarm_\w+\b[^\n]*)$", r"\1# set aside for nginx -t: \2", text)
 
 
+STAND_IN_ADDRESS = "192.0.2.1"
+PROXY_PASS = re.compile(r"(?m)^(\s*proxy_pass\s+https?://)([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?=[:/;\s])")
+IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+
+
+def _upstream_names(text: str) -> set[str]:
+    return set(re.findall(r"(?m)^\s*upstream\s+(\S+)\s*\{", text))
+
+
+def resolved_on_node(text: str) -> list[str]:
+    """Host names in proxy_pass that NGINX would resolve when it loads the file (not IPs, not upstream groups)."""
+    groups = _upstream_names(text)
+    return sorted({m.group(2) for m in PROXY_PASS.finditer(text)
+                   if not IPV4.fullmatch(m.group(2)) and m.group(2) not in groups})
+
+
+def without_names(text: str) -> str:
+    """The fragment with those host names replaced by a stand-in address (nothing to resolve here)."""
+    names = set(resolved_on_node(text))
+    return PROXY_PASS.sub(lambda m: m.group(1) + (STAND_IN_ADDRESS if m.group(2) in names else m.group(2)), text)
+
+
 def nginx_test(fragment: str) -> tuple[bool, str]:
-    """`nginx -t` on the fragment (Wallarm directives set aside) in an http block of a throwaway config."""
+    """`nginx -t` on the fragment (Wallarm directives and proxy_pass host names set aside) in an http block of a
+    throwaway config."""
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if nginx is None:
         raise FileNotFoundError("nginx is not installed (Debian: apt-get install nginx-light)")
     with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "fragment.conf").write_text(without_wallarm(fragment))
+        Path(tmp, "fragment.conf").write_text(without_names(without_wallarm(fragment)))
         Path(tmp, "nginx.conf").write_text(
             f"pid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\nevents {{}}\n"
             f"http {{\n    access_log off;\n    include {tmp}/fragment.conf;\n}}\n")

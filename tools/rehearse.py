@@ -24,17 +24,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import yaml
 
 from components import render
-from tools.nginxconf import nginx_test, parse_text
-from tools.program import run_program, stack_config
+from tools.nginxconf import STAND_IN_ADDRESS, nginx_test, parse_text, resolved_on_node
+from tools.program import Run, run_program, stack_config
 from tools.sandbox import Sandbox, replay
-from tools.tlsprobe import StandIn, connect, connect_plain
+from tools.tlsprobe import StandIn, connect, connect_plain, diagnose
 
-Tamper = Callable[[dict[str, Sandbox]], None]
+Tamper = Callable[[dict[str, Sandbox], Run], None]
+"""Changes what the hosts got before they are checked (tests of the rehearsal's own failures)."""
 
 
 @dataclasses.dataclass
@@ -80,40 +81,71 @@ def _apply(run, host: str, sandbox: Sandbox, report: Report) -> bool:
     return True
 
 
+def _shown(sandbox: Sandbox) -> Callable[[str], str]:
+    """A sandbox path as the host path it stands for (/opt/..., /etc/...)."""
+    root = str(sandbox.root)
+    return lambda path: path[len(root):] if path.startswith(root) else path
+
+
 def _start_wstore(host: str, sandbox: Sandbox, report: Report) -> Optional[StandIn]:
-    service = yaml.safe_load(sandbox.path(render.WSTORE_YAML).read_text())["service"]
-    tls = service.get("TLS") or {}
-    if tls.get("enabled"):
-        mutual = (tls.get("mutualTLS") or {}).get("enabled")
-        address = tls["address"]
-        cert, key = sandbox.path(tls["certFile"]), sandbox.path(tls["keyFile"])
-        client_ca = sandbox.path(tls["mutualTLS"]["clientCACertFile"]) if mutual else None
-        kind = "TLS, client certificates required" if mutual else "TLS"
-    else:
-        address, cert, key, client_ca, kind = service["address"], None, None, None, "plain TCP"
+    try:
+        service = yaml.safe_load(sandbox.path(render.WSTORE_YAML).read_text())["service"]
+        tls = service.get("TLS") or {}
+        if tls.get("enabled"):
+            mutual = (tls.get("mutualTLS") or {}).get("enabled")
+            address = tls["address"]
+            cert, key = str(sandbox.path(tls["certFile"])), str(sandbox.path(tls["keyFile"]))
+            ca = str(sandbox.path(tls["caCertFile"])) if tls.get("caCertFile") else None
+            client_ca = str(sandbox.path(tls["mutualTLS"]["clientCACertFile"])) if mutual else None
+            kind = "TLS, client certificates required" if mutual else "TLS"
+        else:
+            address, cert, key, ca, client_ca, kind = service["address"], None, None, None, None, "plain TCP"
+    except FileNotFoundError:
+        report.fail(f"  {host}: {render.WSTORE_YAML} is missing")
+        return None
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+        report.fail(f"  {host}: {render.WSTORE_YAML} does not say where and how wstore listens "
+                    f"({type(exc).__name__}: {' '.join(str(exc).split())})")
+        return None
     report.say(f"  listener: {address} ({kind}); plain listener {service['address']}"
                + (" (loopback only)" if tls.get("enabled") and service["address"].startswith("127.0.0.1:") else ""))
     if tls.get("enabled") and not service["address"].startswith("127.0.0.1:"):
         report.fail(f"  {host}: the plain listener {service['address']} is not on loopback while TLS is on")
+    if cert:
+        problems = diagnose("server", cert, key, ca, show=_shown(sandbox))
+        if client_ca:
+            problems += [p for p in diagnose("server", ca=client_ca, show=_shown(sandbox)) if p not in problems]
+        for problem in problems:
+            report.fail(f"  {host}: {problem}")
+        if problems:
+            return None
     try:
         h, p = _split(address)
-        return StandIn(h, p, str(cert) if cert else None, str(key) if key else None,
-                       str(client_ca) if client_ca else None)
+        return StandIn(h, p, cert, key, client_ca)
     except (OSError, ValueError) as exc:
         report.fail(f"  {host}: cannot start the wstore stand-in on {address}: {exc}")
         return None
 
 
-def _check_filtering(host: str, sandbox: Sandbox, wstore: dict[str, str], report: Report) -> int:
-    """Checks one node's NGINX file and connects to each upstream server; returns the failed connections."""
-    text = sandbox.path(render.NGINX_CONF).read_text()
+def _check_filtering(host: str, sandbox: Sandbox, wstore: dict[str, str], stand_ins: dict[str, StandIn],
+                     report: Report) -> int:
+    """Checks one node's NGINX file and TLS files, and connects to each upstream server; returns the failed
+    connections."""
     try:
+        text = sandbox.path(render.NGINX_CONF).read_text()
         top = parse_text(text)
-    except ValueError as exc:
-        report.fail(f"  {host}: crossplane cannot parse {render.NGINX_CONF}: {exc}")
+    except FileNotFoundError:
+        report.fail(f"  {host}: cannot read {render.NGINX_CONF}: it is missing")
+        return 1
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        report.fail(f"  {host}: cannot read {render.NGINX_CONF}: {' '.join(str(exc).split())}")
         return 1
     ok, err = nginx_test(text)
-    report.say("  nginx: crossplane parse ok; " + ("nginx -t ok (Wallarm directives set aside)" if ok else ""))
+    names = resolved_on_node(text)
+    aside = "Wallarm directives set aside" + (
+        f"; {', '.join(names)}: a host name the node resolves, not this machine, so nginx -t used "
+        f"{STAND_IN_ADDRESS} in its place" if names else "")
+    report.say("  nginx: crossplane parse ok; " + (f"nginx -t ok ({aside})" if ok else ""))
     if not ok:
         report.fail(f"  {host}: nginx -t failed: {err}")
     directives = {d["directive"]: d["args"] for d in top if d["directive"].startswith("wallarm_")}
@@ -124,6 +156,10 @@ def _check_filtering(host: str, sandbox: Sandbox, wstore: dict[str, str], report
     servers = [d["args"][0] for d in upstream["block"] if d["directive"] == "server"]
     ssl_on = "ssl=on" in directives.get("wallarm_wstore_upstream", [])
     files = {k: str(sandbox.path(v[0])) for k, v in directives.items() if k.startswith("wallarm_wstore_ssl_")}
+    if ssl_on:
+        ca, cert, key = (files.get(f"wallarm_wstore_ssl_{k}_file") for k in ("ca_cert", "cert", "key"))
+        for problem in diagnose("client", cert, key, ca or "", show=_shown(sandbox)):
+            report.fail(f"  {host}: {problem}")
     failed = 0
     for name, address in wstore.items():
         if address not in servers:
@@ -131,6 +167,8 @@ def _check_filtering(host: str, sandbox: Sandbox, wstore: dict[str, str], report
             failed += 1
     for server in servers:
         h, p = _split(server)
+        stand_in = stand_ins.get(server)
+        refused_before = len(stand_in.refused) if stand_in else 0
         if ssl_on:
             result = connect(h, p, files.get("wallarm_wstore_ssl_ca_cert_file", ""),
                              files.get("wallarm_wstore_ssl_cert_file"), files.get("wallarm_wstore_ssl_key_file"))
@@ -142,9 +180,22 @@ def _check_filtering(host: str, sandbox: Sandbox, wstore: dict[str, str], report
         if result.ok:
             report.say(line)
         else:
-            report.fail(f"  {host}: upstream {server}: {result.detail}")
+            time.sleep(0.05)  # the stand-in notes its side of a refused handshake a moment later
+            why = stand_in.refused[refused_before:] if stand_in else []
+            note = f"; wstore refused it: {why[-1]}" if why else (
+                "" if stand_in else " (no wstore stand-in runs there: see that server's lines above)")
+            report.fail(f"  {host}: upstream {server}: {result.detail}{note}")
             failed += 1
     return failed
+
+
+def _guarded(host: str, report: Report, check: Callable[[], Any]) -> Any:
+    """Runs one host's check; whatever a broken file makes it raise becomes a report line, never a traceback."""
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - the rehearsal reports, it does not crash
+        report.fail(f"  {host}: the rehearsal could not check this host: {type(exc).__name__}: {exc}")
+        return None
 
 
 def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Optional[Path] = None,
@@ -166,33 +217,35 @@ def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Opti
         report.say(f"{host}")
         applied[host] = _apply(run, host, sandboxes[host], report)
     if tamper:
-        tamper(sandboxes)
-    stand_ins, wstore = [], report.wstore
+        tamper(sandboxes, run)
+    stand_ins: dict[str, StandIn] = {}
+    wstore = report.wstore
     try:
         report.say("wstore stand-ins")
         for host in pa_hosts:
             if not applied[host]:
                 continue
             report.say(f" {host}")
-            stand_in = _start_wstore(host, sandboxes[host], report)
+            stand_in = _guarded(host, report, lambda: _start_wstore(host, sandboxes[host], report))
             if stand_in:
-                stand_ins.append(stand_in)
                 wstore[host] = f"{stand_in.address[0]}:{stand_in.address[1]}"
+                stand_ins[wstore[host]] = stand_in
         for host in f_hosts:
             if not applied[host]:
                 continue
             report.say(f" {host}")
-            failed = _check_filtering(host, sandboxes[host], wstore, report)
+            failed = _guarded(host, report, lambda: _check_filtering(host, sandboxes[host], wstore, stand_ins,
+                                                                     report))
             # Each failed connection is a failed wstore write of the test attack, as NGINX would count it.
             [health] = replay(run.mocks, host, sandboxes[host], steps=("health",), upload=False,
-                              STUB_TNT_ERRORS_PER_ATTACK=str(failed))
+                              STUB_TNT_ERRORS_PER_ATTACK=str(1 if failed is None else failed))
             if health.returncode == 0:
                 report.say("  health check: ok (the test attack was counted; tnt_errors did not grow)")
             else:
                 last = health.stderr.strip().splitlines()[-1]
                 report.fail(f"  {host}: health check: {last.split('ERROR: ', 1)[-1]}")
     finally:
-        for stand_in in stand_ins:
+        for stand_in in stand_ins.values():
             stand_in.close()
     verdict = "OK" if report.ok else "FAILED"
     report.say(f"Result: {verdict}: {report.connections} upstream connections, {len(report.failures)} failures, "
