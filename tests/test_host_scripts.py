@@ -426,3 +426,22 @@ def test_no_token_survives_in_output_or_logs_across_rotation(tmp_path):
     assert "Installation finished (stub)" in log_text, "the log of a successful install was lost"
     assert not any(form in log_text for form in _token_forms(good)), "the install log keeps the token"
     assert old not in log_text and new not in log_text
+
+
+HEALTH = str(Path(__file__).resolve().parent.parent / "scripts" / "health-check.sh")
+
+
+def test_health_check_in_mode_off_says_what_it_could_not_judge(tmp_path):
+    """Guards against wallarm_mode off failing every health check (nothing is analysed, so no attack is ever
+    counted), and against it hiding a growing error count."""
+    sb = Sandbox(tmp_path / "off")
+    command = f"bash {HEALTH} --node filtering-0 --wallarm-mode off --attempts 2 --interval 0"
+    result = sb.run("health", command, STUB_ATTACK_UNSEEN="1")
+    assert result.returncode == 0, result.stderr
+    assert "wallarm_mode off: Wallarm analyses nothing, so only the status and tnt_errors were checked" in result.stderr
+    assert json.loads(result.stdout)["attack_counted"] is False
+    sb.reset_counters()
+    result = sb.run("health", command, STUB_TNT_ERRORS_PER_ATTACK="1")
+    assert result.returncode == 1 and "tnt_errors grew from 0 to 1" in result.stderr
+    bad = sb.run("health", f"bash {HEALTH} --node filtering-0 --wallarm-mode blocking")
+    assert bad.returncode == 1 and "--wallarm-mode must be off, monitoring, safe_blocking or block" in bad.stderr
