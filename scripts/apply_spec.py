@@ -725,8 +725,8 @@ def uncommented_elsewhere(directive: str, under: str, owner: str) -> list[tuple[
             if have.kind != "file":
                 continue  # symlinks point at files that the walk reaches themselves
             lines = (have.content or b"").decode("utf-8", "surrogateescape").splitlines(keepends=True)
-            new = [pattern.sub(rf"\1# \2  # disabled by wallarm-deploy: the live one is in {owner}\3", line)
-                   for line in lines]
+            note = f"  # disabled by wallarm-deploy: the live one is in {owner}"
+            new = [pattern.sub(lambda m: f"{m[1]}# {m[2]}{note}{m[3]}", line) for line in lines]
             if new != lines:
                 found.append((rel, "".join(new).encode("utf-8", "surrogateescape"), have))
     return found
