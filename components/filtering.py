@@ -69,7 +69,8 @@ class FilteringNode(pulumi.ComponentResource):
 
     def check_health(self, after: Sequence[pulumi.Resource], fingerprint: pulumi.Input[str]) -> remote.Command:
         """Test attack counted and no new wstore write error; runs again whenever `fingerprint` changes."""
-        create = script_command("health-check.sh", "--node", self.name)
+        # With wallarm_mode off nothing is analysed: the check then judges the link to wstore only.
+        create = script_command("health-check.sh", "--node", self.name, "--wallarm-mode", self.args.settings.wallarm_mode)
         self.health = self.steps.command("health", "health-check.sh", create, [self.configured, *after],
                                          triggers=[fingerprint])
         return self.health

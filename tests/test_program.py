@@ -185,6 +185,14 @@ def test_health_location_answers_locally(variant):
     assert not any(d["directive"] == "proxy_pass" for s in [health] for d in s["block"])
 
 
+@pytest.mark.parametrize("mode", ["off", "block"])
+def test_health_check_knows_the_mode(mode):
+    """Guards against every health check failing with wallarm_mode off (no attack is ever counted then)."""
+    run = program_run(wallarmMode=mode)
+    for name in instances(run.mocks, "filtering"):
+        assert command(run.mocks, f"{name}-health")["create"].endswith(f"--node {name} --wallarm-mode {mode}")
+
+
 def test_installer_url_mode_and_group_per_host(variant):
     """Guards against a host getting the wrong installer, architecture or mode, or a token in the command text."""
     _, _, run = variant
