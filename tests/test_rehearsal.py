@@ -33,7 +33,13 @@ def test_rehearsal_passes(overrides, tmp_path):
     pa = overrides.get("postanalyticsCount", 1)
     f = overrides.get("filteringCount", 2)
     assert report.connections == pa * f, text
-    assert text.count("health check: ok") == f
+    rows = {host: dict(r) for host, r in report.hosts.items()}
+    filtering = [h for h in rows if h.startswith("filtering-")]
+    assert len(filtering) == f and len(rows) == pa + f
+    assert all(rows[h]["health"].startswith("ok: the test attack was counted") for h in filtering), text
+    assert all(rows[h]["removed"] == render.NGINX_DEFAULT_SITE for h in filtering), text
+    assert [line for line in report.lines if line.strip().startswith("result")] == ["  result    ok"] * (pa + f)
+    assert "jump host 203.0.113.10" in report.lines[1] and "load balancer entrypoint-nlb (TCP/80)" in report.lines[1]
     if overrides.get("tls", True):
         assert "plain listener 127.0.0.1:3313 (loopback only)" in text
         assert text.count("server certificate verified") == pa * f
@@ -80,7 +86,9 @@ def test_rehearsal_fails_for_real_faults(tamper, reason, node_side, tmp_path):
     pa0, pa1 = report.wstore["postanalytics-0"], report.wstore["postanalytics-1"]
     reason = reason.format(pa0=pa0, pa1=pa1)
     assert any(f.startswith(reason) for f in report.failures), report.failures
-    assert "filtering-0: health check: filtering node filtering-0 is unhealthy" in text
+    assert any(f.startswith("filtering-0: health check: filtering node filtering-0 is unhealthy")
+               for f in report.failures), report.failures
+    assert "  result    FAILED" in text.split("\nfiltering-0\n", 1)[1].split("\n\n", 1)[0]
     if node_side:
         assert "filtering-1: " not in " ".join(report.failures), "a fault on filtering-0 failed filtering-1 too"
     else:  # a bad server certificate fails every node that connects to that server
@@ -90,6 +98,14 @@ def test_rehearsal_fails_for_real_faults(tamper, reason, node_side, tmp_path):
     if tamper is client_from_another_ca:  # named with its cause, not only as a failed handshake
         assert any(f.startswith(f"filtering-0: the client certificate {render.NGINX_CLIENT_CERT} is not issued by "
                                 f"the CA in {render.NGINX_CA}") for f in report.failures), report.failures
+
+
+def test_the_sandbox_is_named_only_when_kept(capsys):
+    """Guards against a report that points at a folder it has already deleted."""
+    assert main(["--stack", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert "wallarm-rehearsal-" not in out and "kept in" not in out
+    assert out.splitlines()[-1].startswith("Result: OK: 3 hosts, 2 upstream connections, 0 failures, 0 warnings")
 
 
 def test_command_line_exit_codes(capsys, tmp_path):
@@ -159,7 +175,8 @@ def test_an_upstream_host_name_is_left_to_the_node(tmp_path):
     report = rehearse("dev", {"protectedUpstream": "http://app.internal:8080"}, tmp_path)
     text = "\n".join(report.lines)
     assert report.ok, text
-    assert text.count("app.internal: a host name the node resolves, not this machine") == 2, text
+    warning = [w for w in report.warnings if "app.internal (protectedUpstream) is a host name the node resolves" in w]
+    assert len(warning) == 1 and text.count("a host name the node resolves") == 1, "a warning printed more than once"
     conf = (tmp_path / "filtering-0" / "root" / render.NGINX_CONF.lstrip("/")).read_text()
     assert "proxy_pass http://app.internal:8080;" in conf
     assert not nginx_test_without_set_aside(conf)[0], "nginx -t would pass even without setting the name aside"

@@ -3,7 +3,7 @@
     python -m tools.rehearse --stack dev [--set postanalyticsCount=2 ...] [--keep DIR]
 
 1. Runs the program under the project's mocks with the stack's settings (Pulumi.<stack>.yaml), the mocked
-   postanalytics servers on 127.0.0.x addresses.
+   nodes on 127.N.x.y addresses (N random per run, so that two rehearsals never collide).
 2. Applies every host's steps (the exact command text and stdin the program declares) into its own sandbox.
 3. Starts a TLS stand-in for each wstore from its rendered wstore.yaml: the TLS address, certificate and key,
    and the client CA when mutual TLS is on (plain TCP when TLS is off).
@@ -11,7 +11,9 @@
    aside), and connects to every `server` of the wallarm_wstore upstream with the CA, certificate and key files
    that the NGINX file names, verifying the server certificate against the address it connects to.
 5. Runs each node's health check against a status service that reports the failed connections as tnt_errors.
-Prints a report and exits 1 when anything failed. No cloud, no Pulumi CLI, nothing leaves this machine.
+Prints one table per host (address, steps, files changed and removed, listener or NGINX check, upstream
+connections, health check, result), the warnings again, and a verdict; exits 1 when anything failed. The sandboxes
+are kept, and named, with --keep or after a failure. No cloud, no Pulumi CLI, nothing leaves this machine.
 """
 
 from __future__ import annotations
@@ -42,18 +44,39 @@ Tamper = Callable[[dict[str, Sandbox], Run], None]
 class Report:
     ok: bool = True
     lines: list[str] = dataclasses.field(default_factory=list)
+    """The rendered report (render() fills it)."""
     failures: list[str] = dataclasses.field(default_factory=list)
+    """One line per failure, "<host>: <what failed>"."""
+    warnings: list[str] = dataclasses.field(default_factory=list)
     connections: int = 0
     wstore: dict[str, str] = dataclasses.field(default_factory=dict)
     """host:port of each postanalytics server's stand-in (where the filtering nodes connect)."""
+    header: list[str] = dataclasses.field(default_factory=list)
+    hosts: dict[str, list[tuple[str, str]]] = dataclasses.field(default_factory=dict)
+    """host -> its table rows (label, text), in the order the checks ran."""
 
-    def say(self, line: str = "") -> None:
-        self.lines.append(line)
+    def row(self, host: str, label: str, text: str) -> None:
+        self.hosts.setdefault(host, []).append((label, text))
 
-    def fail(self, line: str) -> None:
+    def fail(self, host: str, label: str, text: str) -> None:
         self.ok = False
-        self.failures.append(line.strip())
-        self.say(line + "   <-- FAILED")
+        self.failures.append(f"{host}: {text}")
+        self.row(host, label, f"FAILED: {text}")
+
+    def warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def render(self, footer: str) -> None:
+        """One table per host, then the warnings again, then the verdict."""
+        lines = list(self.header)
+        for host, rows in self.hosts.items():
+            verdict = "FAILED" if any(t.startswith("FAILED") for _, t in rows) else "ok"
+            lines += ["", host] + [f"  {label:<9} {text}" for label, text in rows] + [f"  {'result':<9} {verdict}"]
+        lines.append("")
+        lines += [f"Warning: {w}" for w in self.warnings]
+        lines.append(footer)
+        self.lines = lines
 
 
 def _hosts(run, role: str) -> list[str]:
@@ -70,14 +93,16 @@ def _split(address: str) -> tuple[str, int]:
 def _apply(run, host: str, sandbox: Sandbox, report: Report) -> bool:
     results = replay(run.mocks, host, sandbox, steps=("wait", "install", "configure"))
     summary = ", ".join(f"{r.step} {'ok' if r.returncode == 0 else f'exit {r.returncode}'}" for r in results)
-    report.say(f"  steps: {summary}")
+    report.row(host, "steps", summary or "none ran")
     if not results or results[-1].returncode != 0:
         last = results[-1] if results else None
-        report.fail(f"  {host}: {last.step if last else 'no step'} failed: "
+        report.fail(host, "steps", f"{last.step if last else 'no step'} failed: "
                     f"{(last.stderr.strip().splitlines() or ['?'])[-1] if last else ''}")
         return False
     changed = json.loads(results[-1].stdout)["changed"]
-    report.say(f"  files written: {', '.join(changed) or 'none'}")
+    absent = set(json.loads(run.mocks.named(f"{host}-configure").inputs["stdin"]).get("absent", []))
+    report.row(host, "changed", ", ".join(p for p in changed if p not in absent) or "none")
+    report.row(host, "removed", ", ".join(p for p in changed if p in absent) or "none")
     return True
 
 
@@ -101,29 +126,29 @@ def _start_wstore(host: str, sandbox: Sandbox, report: Report) -> Optional[Stand
         else:
             address, cert, key, ca, client_ca, kind = service["address"], None, None, None, None, "plain TCP"
     except FileNotFoundError:
-        report.fail(f"  {host}: {render.WSTORE_YAML} is missing")
+        report.fail(host, "listener", f"{render.WSTORE_YAML} is missing")
         return None
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
-        report.fail(f"  {host}: {render.WSTORE_YAML} does not say where and how wstore listens "
+        report.fail(host, "listener", f"{render.WSTORE_YAML} does not say where and how wstore listens "
                     f"({type(exc).__name__}: {' '.join(str(exc).split())})")
         return None
-    report.say(f"  listener: {address} ({kind}); plain listener {service['address']}"
+    report.row(host, "listener", f"{address} ({kind}); plain listener {service['address']}"
                + (" (loopback only)" if tls.get("enabled") and service["address"].startswith("127.0.0.1:") else ""))
     if tls.get("enabled") and not service["address"].startswith("127.0.0.1:"):
-        report.fail(f"  {host}: the plain listener {service['address']} is not on loopback while TLS is on")
+        report.fail(host, "listener", f"the plain listener {service['address']} is not on loopback while TLS is on")
     if cert:
         problems = diagnose("server", cert, key, ca, show=_shown(sandbox))
         if client_ca:
             problems += [p for p in diagnose("server", ca=client_ca, show=_shown(sandbox)) if p not in problems]
         for problem in problems:
-            report.fail(f"  {host}: {problem}")
+            report.fail(host, "files", problem)
         if problems:
             return None
     try:
         h, p = _split(address)
         return StandIn(h, p, cert, key, client_ca)
     except (OSError, ValueError) as exc:
-        report.fail(f"  {host}: cannot start the wstore stand-in on {address}: {exc}")
+        report.fail(host, "listener", f"cannot start the wstore stand-in on {address}: {exc}")
         return None
 
 
@@ -135,23 +160,25 @@ def _check_filtering(host: str, sandbox: Sandbox, wstore: dict[str, str], stand_
         text = sandbox.path(render.NGINX_CONF).read_text()
         top = parse_text(text)
     except FileNotFoundError:
-        report.fail(f"  {host}: cannot read {render.NGINX_CONF}: it is missing")
+        report.fail(host, "nginx", f"cannot read {render.NGINX_CONF}: it is missing")
         return 1
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        report.fail(f"  {host}: cannot read {render.NGINX_CONF}: {' '.join(str(exc).split())}")
+        report.fail(host, "nginx", f"cannot read {render.NGINX_CONF}: {' '.join(str(exc).split())}")
         return 1
     ok, err = nginx_test(text)
     names = resolved_on_node(text)
-    aside = "Wallarm directives set aside" + (
-        f"; {', '.join(names)}: a host name the node resolves, not this machine, so nginx -t used "
-        f"{STAND_IN_ADDRESS} in its place" if names else "")
-    report.say("  nginx: crossplane parse ok; " + (f"nginx -t ok ({aside})" if ok else ""))
-    if not ok:
-        report.fail(f"  {host}: nginx -t failed: {err}")
+    aside = "Wallarm directives set aside"
+    if names:
+        report.warn(f"{', '.join(names)} (protectedUpstream) is a host name the node resolves, not this machine: "
+                    f"nginx -t used {STAND_IN_ADDRESS} in its place")
+    if ok:
+        report.row(host, "nginx", f"crossplane parse ok; nginx -t ok ({aside})")
+    else:
+        report.fail(host, "nginx", f"nginx -t failed: {err}")
     directives = {d["directive"]: d["args"] for d in top if d["directive"].startswith("wallarm_")}
     upstream = next((d for d in top if d["directive"] == "upstream" and d["args"] == [render.WSTORE_UPSTREAM]), None)
     if upstream is None:
-        report.fail(f"  {host}: no upstream {render.WSTORE_UPSTREAM} in {render.NGINX_CONF}")
+        report.fail(host, "upstream", f"no upstream {render.WSTORE_UPSTREAM} in {render.NGINX_CONF}")
         return 1
     servers = [d["args"][0] for d in upstream["block"] if d["directive"] == "server"]
     ssl_on = "ssl=on" in directives.get("wallarm_wstore_upstream", [])
@@ -159,11 +186,11 @@ def _check_filtering(host: str, sandbox: Sandbox, wstore: dict[str, str], stand_
     if ssl_on:
         ca, cert, key = (files.get(f"wallarm_wstore_ssl_{k}_file") for k in ("ca_cert", "cert", "key"))
         for problem in diagnose("client", cert, key, ca or "", show=_shown(sandbox)):
-            report.fail(f"  {host}: {problem}")
+            report.fail(host, "files", problem)
     failed = 0
     for name, address in wstore.items():
         if address not in servers:
-            report.fail(f"  {host}: upstream lacks {name} ({address})")
+            report.fail(host, "upstream", f"upstream lacks {name} ({address})")
             failed += 1
     for server in servers:
         h, p = _split(server)
@@ -176,15 +203,14 @@ def _check_filtering(host: str, sandbox: Sandbox, wstore: dict[str, str], stand_
             result = connect_plain(h, p)
         report.connections += 1
         presented = ", client certificate presented" if files.get("wallarm_wstore_ssl_cert_file") else ""
-        line = f"  upstream {server} -> ok: {result.detail}{presented}"
         if result.ok:
-            report.say(line)
+            report.row(host, "upstream", f"{server} ok: {result.detail}{presented}")
         else:
             time.sleep(0.05)  # the stand-in notes its side of a refused handshake a moment later
             why = stand_in.refused[refused_before:] if stand_in else []
             note = f"; wstore refused it: {why[-1]}" if why else (
                 "" if stand_in else " (no wstore stand-in runs there: see that server's lines above)")
-            report.fail(f"  {host}: upstream {server}: {result.detail}{note}")
+            report.fail(host, "upstream", f"upstream {server}: {result.detail}{note}")
             failed += 1
     return failed
 
@@ -194,8 +220,20 @@ def _guarded(host: str, report: Report, check: Callable[[], Any]) -> Any:
     try:
         return check()
     except Exception as exc:  # noqa: BLE001 - the rehearsal reports, it does not crash
-        report.fail(f"  {host}: the rehearsal could not check this host: {type(exc).__name__}: {exc}")
+        report.fail(host, "check", f"the rehearsal could not check this host: {type(exc).__name__}: {exc}")
         return None
+
+
+def _topology(run, pa_hosts: list[str], f_hosts: list[str]) -> str:
+    """The declared topology in one line: entry point, fleets, management path."""
+    listeners = ", ".join(f"{r.inputs['protocol']}/{int(r.inputs['port'])}" for r in run.mocks.of_type("aws:lb/listener:Listener"))
+    lbs = [r.name for r in run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")]
+    entry = f"clients -> load balancer {', '.join(lbs)} ({listeners}) -> " if lbs else "clients -> "
+    jump = run.exports.get("jumpHostPublicIp")
+    manage = (f"operators and pulumi -> jump host {jump} -> every node (ssh -J, see the sshCommands output)" if jump
+              else "operators and pulumi -> every node's private IP directly (jumpHost false)")
+    return (f"Topology: {entry}filtering nodes ({len(f_hosts)}) -> postanalytics servers ({len(pa_hosts)}, wstore); "
+            f"{manage}")
 
 
 def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Optional[Path] = None,
@@ -203,29 +241,36 @@ def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Opti
     report, started = Report(), time.monotonic()
     run = run_program(stack_config(stack, **(overrides or {})), stack=stack, loopback=True)
     if run.error is not None:
-        report.fail(f"the program stops: {run.error}")
+        report.ok = False
+        report.failures += [f"the program stops: {line}" for line in str(run.error).splitlines()]
+        report.header = [f"Loopback rehearsal of stack {stack}: the program stops before declaring anything:"]
+        report.header += [f"  {line}" for line in str(run.error).splitlines()]
+        report.render(f"Result: FAILED: {len(report.failures)} wrong settings")
         return report
+    for warning in run.warnings:
+        report.warn(warning)
     base = Path(workdir or tempfile.mkdtemp(prefix="wallarm-rehearsal-"))
     pa_hosts, f_hosts = _hosts(run, "postanalytics"), _hosts(run, "filtering")
     user = run.mocks.of_type("command:remote:Command")[0].inputs["connection"]["user"]
     sandboxes = {h: Sandbox(base / h, user=user) for h in pa_hosts + f_hosts}
     tls_on = bool(run.exports.get("caCertificate"))
-    report.say(f"Loopback rehearsal of stack {stack}: {len(pa_hosts)} postanalytics, {len(f_hosts)} filtering, "
-               f"TLS {'on' if tls_on else 'off'} (sandboxes in {base})")
+    mutual = tls_on and any(r.name.endswith("-client-cert") for r in run.mocks.resources)
+    report.header = [f"Loopback rehearsal of stack {stack}: {len(pa_hosts)} postanalytics, {len(f_hosts)} filtering, "
+                     f"TLS {'on' if tls_on else 'off'}, mutual TLS {'on' if mutual else 'off'}",
+                     _topology(run, pa_hosts, f_hosts)]
+    addresses = {r.inputs["tags"]["Node"]: r.outputs["privateIp"] for r in run.mocks.of_type("aws:ec2/instance:Instance")}
     applied = {}
     for host in pa_hosts + f_hosts:
-        report.say(f"{host}")
+        report.row(host, "address", addresses[host])
         applied[host] = _apply(run, host, sandboxes[host], report)
     if tamper:
         tamper(sandboxes, run)
     stand_ins: dict[str, StandIn] = {}
     wstore = report.wstore
     try:
-        report.say("wstore stand-ins")
         for host in pa_hosts:
             if not applied[host]:
                 continue
-            report.say(f" {host}")
             stand_in = _guarded(host, report, lambda: _start_wstore(host, sandboxes[host], report))
             if stand_in:
                 wstore[host] = f"{stand_in.address[0]}:{stand_in.address[1]}"
@@ -233,25 +278,27 @@ def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Opti
         for host in f_hosts:
             if not applied[host]:
                 continue
-            report.say(f" {host}")
             failed = _guarded(host, report, lambda: _check_filtering(host, sandboxes[host], wstore, stand_ins,
                                                                      report))
             # Each failed connection is a failed wstore write of the test attack, as NGINX would count it.
             [health] = replay(run.mocks, host, sandboxes[host], steps=("health",), upload=False,
                               STUB_TNT_ERRORS_PER_ATTACK=str(1 if failed is None else failed))
             if health.returncode == 0:
-                report.say("  health check: ok (the test attack was counted; tnt_errors did not grow)")
+                report.row(host, "health", "ok: the test attack was counted; tnt_errors did not grow")
             else:
                 last = health.stderr.strip().splitlines()[-1]
-                report.fail(f"  {host}: health check: {last.split('ERROR: ', 1)[-1]}")
+                report.fail(host, "health", f"health check: {last.split('ERROR: ', 1)[-1]}")
     finally:
         for stand_in in stand_ins.values():
             stand_in.close()
-    verdict = "OK" if report.ok else "FAILED"
-    report.say(f"Result: {verdict}: {report.connections} upstream connections, {len(report.failures)} failures, "
-               f"{time.monotonic() - started:.1f}s")
-    if workdir is None and report.ok:
+    kept = workdir is not None or not report.ok
+    if kept:
+        report.warn(f"the sandboxes (every file each host got) are kept in {base}")
+    else:
         shutil.rmtree(base, ignore_errors=True)
+    verdict = "OK" if report.ok else "FAILED"
+    report.render(f"Result: {verdict}: {len(pa_hosts) + len(f_hosts)} hosts, {report.connections} upstream connections, "
+                  f"{len(report.failures)} failures, {len(report.warnings)} warnings, {time.monotonic() - started:.1f}s")
     return report
 
 
