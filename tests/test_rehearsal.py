@@ -191,3 +191,15 @@ def nginx_test_without_set_aside(conf: str) -> tuple[bool, str]:
         proc = subprocess.run(["nginx", "-t", "-q", "-p", tmp, "-c", f"{tmp}/nginx.conf"], capture_output=True,
                               text=True)
     return proc.returncode == 0, proc.stderr
+
+
+def test_two_rehearsals_at_once_never_share_addresses():
+    """Guards against concurrent rehearsals (two CI jobs, two developers) binding the same wstore address."""
+    from tools.rehearse import reserve_loopback_network
+    held = [reserve_loopback_network() for _ in range(40)]
+    try:
+        nets = [net for net, _ in held]
+        assert len(set(nets)) == len(nets), nets
+    finally:
+        for _, sentinel in held:
+            sentinel.close()

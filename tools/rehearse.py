@@ -23,8 +23,12 @@ import dataclasses
 import json
 import shutil
 import sys
+import random
+import socket
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -32,10 +36,13 @@ import yaml
 
 from components import render
 from tools.nginxconf import STAND_IN_ADDRESS, nginx_test, parse_text, resolved_on_node
+from tools.mocks import ProviderMocks
 from tools.program import Run, run_program, stack_config
 from tools.sandbox import Sandbox, replay
 from tools.tlsprobe import StandIn, connect, connect_plain, diagnose
 
+PARALLEL_HOSTS = 8
+SENTINEL_PORT = 64999
 Tamper = Callable[[dict[str, Sandbox], Run], None]
 """Changes what the hosts got before they are checked (tests of the rehearsal's own failures)."""
 
@@ -54,6 +61,13 @@ class Report:
     header: list[str] = dataclasses.field(default_factory=list)
     hosts: dict[str, list[tuple[str, str]]] = dataclasses.field(default_factory=dict)
     """host -> its table rows (label, text), in the order the checks ran."""
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()  # hosts are checked side by side
+
+    def count_connection(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def row(self, host: str, label: str, text: str) -> None:
         self.hosts.setdefault(host, []).append((label, text))
@@ -201,7 +215,7 @@ def _check_filtering(host: str, sandbox: Sandbox, wstore: dict[str, str], stand_
                              files.get("wallarm_wstore_ssl_cert_file"), files.get("wallarm_wstore_ssl_key_file"))
         else:
             result = connect_plain(h, p)
-        report.connections += 1
+        report.count_connection()
         presented = ", client certificate presented" if files.get("wallarm_wstore_ssl_cert_file") else ""
         if result.ok:
             report.row(host, "upstream", f"{server} ok: {result.detail}{presented}")
@@ -236,10 +250,35 @@ def _topology(run, pa_hosts: list[str], f_hosts: list[str]) -> str:
             f"{manage}")
 
 
+def reserve_loopback_network() -> tuple[int, socket.socket]:
+    """A 127.N.0.0/16 network no other rehearsal on this machine uses: held by binding a sentinel address of it
+    for as long as the returned socket stays open."""
+    rng = random.SystemRandom()
+    for _ in range(100):
+        net = rng.randint(1, 254)
+        sentinel = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sentinel.bind((f"127.{net}.255.254", SENTINEL_PORT))
+            return net, sentinel
+        except OSError:
+            sentinel.close()
+    raise RuntimeError("no free 127.N.0.0/16 network for the rehearsal: too many rehearsals at once")
+
+
 def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Optional[Path] = None,
              tamper: Optional[Tamper] = None) -> Report:
+    net, sentinel = reserve_loopback_network()
+    try:
+        return _rehearse(stack, overrides, workdir, tamper, net)
+    finally:
+        sentinel.close()
+
+
+def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], tamper: Optional[Tamper],
+              net: int) -> Report:
     report, started = Report(), time.monotonic()
-    run = run_program(stack_config(stack, **(overrides or {})), stack=stack, loopback=True)
+    run = run_program(stack_config(stack, **(overrides or {})), stack=stack,
+                      mocks=ProviderMocks(loopback=True, loopback_net=net))
     if run.error is not None:
         report.ok = False
         report.failures += [f"the program stops: {line}" for line in str(run.error).splitlines()]
@@ -259,10 +298,12 @@ def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Opti
                      f"TLS {'on' if tls_on else 'off'}, mutual TLS {'on' if mutual else 'off'}",
                      _topology(run, pa_hosts, f_hosts)]
     addresses = {r.inputs["tags"]["Node"]: r.outputs["privateIp"] for r in run.mocks.of_type("aws:ec2/instance:Instance")}
-    applied = {}
-    for host in pa_hosts + f_hosts:
+    for host in pa_hosts + f_hosts:  # the tables' order, before the hosts run at once
         report.row(host, "address", addresses[host])
-        applied[host] = _apply(run, host, sandboxes[host], report)
+    # Each host is its own sandbox and its steps are subprocesses: the hosts run side by side, as in the cloud.
+    with ThreadPoolExecutor(max_workers=PARALLEL_HOSTS) as pool:
+        applied = dict(zip(pa_hosts + f_hosts, pool.map(
+            lambda h: _guarded(h, report, lambda: _apply(run, h, sandboxes[h], report)), pa_hosts + f_hosts)))
     if tamper:
         tamper(sandboxes, run)
     stand_ins: dict[str, StandIn] = {}
@@ -275,9 +316,7 @@ def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Opti
             if stand_in:
                 wstore[host] = f"{stand_in.address[0]}:{stand_in.address[1]}"
                 stand_ins[wstore[host]] = stand_in
-        for host in f_hosts:
-            if not applied[host]:
-                continue
+        def check(host: str) -> None:
             failed = _guarded(host, report, lambda: _check_filtering(host, sandboxes[host], wstore, stand_ins,
                                                                      report))
             # Each failed connection is a failed wstore write of the test attack, as NGINX would count it.
@@ -288,6 +327,9 @@ def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Opti
             else:
                 last = health.stderr.strip().splitlines()[-1]
                 report.fail(host, "health", f"health check: {last.split('ERROR: ', 1)[-1]}")
+
+        with ThreadPoolExecutor(max_workers=PARALLEL_HOSTS) as pool:
+            list(pool.map(check, [h for h in f_hosts if applied[h]]))
     finally:
         for stand_in in stand_ins.values():
             stand_in.close()
