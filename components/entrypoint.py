@@ -56,7 +56,7 @@ class EntryPoint(pulumi.ComponentResource):
             enable_cross_zone_load_balancing=True, tags={"Name": f"{name}-nlb"}, opts=child)
         group = aws.lb.TargetGroup(
             f"{name}-http", port=TRAFFIC_PORT, protocol="TCP", target_type="instance", vpc_id=args.vpc_id,
-            preserve_client_ip="true", deregistration_delay=str(args.deregistration_delay),
+            preserve_client_ip="true", deregistration_delay=args.deregistration_delay,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 protocol="HTTP", port=str(args.health_check_port), path="/healthz", matcher="200",
                 interval=10, healthy_threshold=2, unhealthy_threshold=2),

@@ -155,7 +155,7 @@ def test_load_balancer_targets_exactly_the_filtering_nodes(variant):
     assert lb.inputs["enableCrossZoneLoadBalancing"] is True
     [tg] = run.mocks.of_type("aws:lb/targetGroup:TargetGroup")
     assert (tg.inputs["port"], tg.inputs["protocol"], tg.inputs["targetType"]) == (80, "TCP", "instance")
-    assert tg.inputs["preserveClientIp"] == "true" and tg.inputs["deregistrationDelay"] == "30"
+    assert tg.inputs["preserveClientIp"] == "true" and tg.inputs["deregistrationDelay"] == 30
     assert tg.inputs["healthCheck"]["port"] == "8081" and tg.inputs["healthCheck"]["path"] == "/healthz"
     targets = sorted(r.inputs["targetId"] for r in run.mocks.of_type("aws:lb/targetGroupAttachment:TargetGroupAttachment"))
     assert targets == sorted(r.id for r in instance_records(run.mocks, "filtering"))
