@@ -368,3 +368,17 @@ def test_ssh_user_follows_os(os_name, user):
         assert r.inputs["connection"]["user"] == user and r.inputs["connection"]["proxy"]["user"] == user
     uploads = run.mocks.of_type("command:remote:CopyToRemote")
     assert all(r.inputs["remotePath"].startswith(f"/home/{user}/wallarm-deploy/") for r in uploads)
+
+
+def test_500_filtering_nodes_stay_within_aws_quotas():
+    """Guards against a fleet that outgrows AWS's default quotas (60 rules per security group, 5 groups per
+    instance): wstore admits the filtering group by reference, so no rule count grows with the fleet."""
+    run = program_run(postanalyticsCount=10, filteringCount=500)
+    counts = {}
+    for r in run.mocks.of_type(INGRESS) + run.mocks.of_type(EGRESS):
+        counts[(r.typ, r.inputs["securityGroupId"])] = counts.get((r.typ, r.inputs["securityGroupId"]), 0) + 1
+    assert max(counts.values()) <= 60, counts
+    assert sum(counts.values()) == len(program_run().mocks.of_type(INGRESS) + program_run().mocks.of_type(EGRESS))
+    assert all(len(r.inputs["vpcSecurityGroupIds"]) <= 5 for r in run.mocks.of_type("aws:ec2/instance:Instance"))
+    assert len(instance_records(run.mocks, "filtering")) == 500
+    assert len(run.mocks.of_type("aws:lb/targetGroupAttachment:TargetGroupAttachment")) == 500
