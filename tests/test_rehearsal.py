@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from components import render
 from tests.helpers import rogue_pair
-from tools.nginxconf import without_wallarm
+from tools.nginxconf import nginx_binary, on_free_ports, without_wallarm
 from tools.rehearse import main, rehearse
 
 
@@ -39,7 +39,7 @@ def test_rehearsal_passes(overrides, tmp_path):
     assert all(rows[h]["health"].startswith("ok: the test attack was counted") for h in filtering), text
     assert all(rows[h]["removed"] == render.NGINX_DEFAULT_SITE for h in filtering), text
     assert [line for line in report.lines if line.strip().startswith("result")] == ["  result    ok"] * (pa + f)
-    assert "jump host 203.0.113.10" in report.lines[1] and "load balancer entrypoint-nlb (TCP/80)" in report.lines[1]
+    assert "jump host 198.51.100.10" in report.lines[1] and "load balancer entrypoint-nlb (TCP/80)" in report.lines[1]
     if overrides.get("tls", True):
         assert "plain listener 127.0.0.1:3313 (loopback only)" in text
         assert text.count("server certificate verified") == pa * f
@@ -185,10 +185,10 @@ def test_an_upstream_host_name_is_left_to_the_node(tmp_path):
 def nginx_test_without_set_aside(conf: str) -> tuple[bool, str]:
     """nginx -t on the file as it is (Wallarm directives aside, the host name kept)."""
     with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "f.conf").write_text(without_wallarm(conf))
+        Path(tmp, "f.conf").write_text(on_free_ports(without_wallarm(conf)))
         Path(tmp, "nginx.conf").write_text(f"pid {tmp}/p;\nerror_log {tmp}/e;\nevents {{}}\n"
                                            f"http {{\n    include {tmp}/f.conf;\n}}\n")
-        proc = subprocess.run(["nginx", "-t", "-q", "-p", tmp, "-c", f"{tmp}/nginx.conf"], capture_output=True,
+        proc = subprocess.run([nginx_binary(), "-t", "-q", "-p", tmp, "-c", f"{tmp}/nginx.conf"], capture_output=True,
                               text=True)
     return proc.returncode == 0, proc.stderr
 
