@@ -7,7 +7,8 @@ listener on 443 that terminates with that ACM certificate; both forward to the t
 `register()` adds, under a filtering node: its TargetGroupAttachment, declared after the node's health check,
 and a local "in-service" step that waits until the load balancer reports it healthy (AWS CLI where pulumi runs).
 A replaced node is thus registered and healthy before the attachment of the node it replaces is deleted:
-Pulumi deletes replaced and removed resources last.
+Pulumi deletes replaced and removed resources last. A "drain" step per node waits, when its node goes, until the
+load balancer has drained it (deregistration delay) before the instance is terminated.
 """
 
 from __future__ import annotations
@@ -76,12 +77,23 @@ class EntryPoint(pulumi.ComponentResource):
     def register(self, node: str, instance_id: pulumi.Output[str], after: Sequence[pulumi.Resource],
                  parent: pulumi.Resource) -> pulumi.Resource:
         """Registers a checked node; returns the last step (the in-service wait, or the attachment)."""
+        region = f" --region {self.args.region}" if self.args.region else ""
+        drain = []
+        if self.args.wait_for_health:
+            # Deleting an attachment deregisters the target and returns at once; the instance would be terminated
+            # with connections still open. This step, deleted after the attachment and before the instance (it
+            # follows the instance, the attachment follows it), waits for the draining to end.
+            drain = [local.Command(
+                f"{node}-drain", add_previous_output_in_env=False, triggers=[instance_id],
+                delete=pulumi.Output.concat(
+                    "aws elbv2 wait target-deregistered", region, " --target-group-arn ", self.target_group_arn,
+                    " --targets Id=", instance_id, f",Port={TRAFFIC_PORT}"),
+                opts=pulumi.ResourceOptions(parent=parent, custom_timeouts=pulumi.CustomTimeouts(delete="15m")))]
         attachment = aws.lb.TargetGroupAttachment(
             f"{node}-target", target_group_arn=self.target_group_arn, target_id=instance_id, port=TRAFFIC_PORT,
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=list(after)))
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[*after, *drain]))
         if not self.args.wait_for_health:
             return attachment
-        region = f" --region {self.args.region}" if self.args.region else ""
         create = pulumi.Output.concat(
             "aws elbv2 wait target-in-service", region, " --target-group-arn ", self.target_group_arn,
             " --targets Id=", instance_id, f",Port={TRAFFIC_PORT}")

@@ -1,7 +1,7 @@
 """Shared pieces of a host: the EC2 instance and the remote steps that run scripts/ on it.
 
 - The instance's logical name carries a generation: a short hash of what needs a new machine (the installer
-  version, an explicit amiId, the placement, the key pair). A new generation is a new resource, created with
+  version, the instance type, an explicit amiId, the placement, the key pair). A new generation is a new resource, created with
   the inputs the settings name now (the image included), registered and checked before the old one is deleted.
   Within a generation `ignore_changes=["ami"]` keeps a running node when a newer image is published. (On a
   replacement the engine copies ignored inputs from the old resource, so a replaced instance of the same name
@@ -88,7 +88,10 @@ def generation(*parts: Optional[str]) -> str:
 def create_instance(name: str, role: str, shape: InstanceShape, args: NodeArgs, version: str,
                     parent: pulumi.Resource, public: bool = False) -> aws.ec2.Instance:
     s = args.settings
-    gen = generation(role, version, s.ami_id, args.placement.key, s.ssh_public_key, s.os)
+    # Everything that needs a new machine names it: a new type too (in place, AWS would stop every node of the
+    # fleet at once; across architectures the replacement would keep the old image).
+    gen = generation(role, version, shape.instance_type, s.ami_id if role != "jumphost" else None,
+                     args.placement.key, s.ssh_public_key, s.os)
     vm_name = f"{name}-{gen}"
     # The user data names role, version and architecture, for whoever reads the instance in the console.
     user_data = f"#cloud-config\n# wallarm-postanalytics role={role} version={version} arch={shape.arch}\n"

@@ -5,7 +5,8 @@ Creates (only without vpcId): an awsx.ec2.Vpc with a public and a private subnet
 DNS hostnames on. With vpcId, nothing: the listed subnets are looked up (zone, VPC) and checked.
 
 Placement: a node goes only into a private subnet whose zone offers its instance type
-(ec2:DescribeInstanceTypeOfferings); node i takes the i-th subnet of a list that alternates zones. The subnets
+(ec2:DescribeInstanceTypeOfferings) and has a public subnet of the load balancer; node i takes the i-th subnet of a
+list that alternates zones. The subnets
 come from the settings, never from an enumeration of the VPC, so a subnet someone adds to the VPC moves nothing.
 """
 
@@ -83,9 +84,21 @@ def layout(s: Settings) -> Layout:
                 raise SettingsError(f"{key} is {list(ids)}: {', '.join(foreign)} is not in {s.vpc_id}; list subnets of vpcId only.")
             lists[key] = [Subnet(k, f.availability_zone, i) for k, (i, f) in enumerate(zip(ids, found))]
         zones, cidr, public, private = [], vpc.cidr_block, lists["publicSubnetIds"], lists["privateSubnetIds"]
+        public_zones = [p.zone for p in public]
+        if len(set(public_zones)) != len(public_zones) or len(public_zones) < 2:
+            raise SettingsError(f"publicSubnetIds is {list(s.public_subnet_ids)}: the load balancer needs one public "
+                                f"subnet in each of two zones or more, one per zone (zones: {', '.join(public_zones)}).")
+        # A target in a zone the load balancer does not serve gets no traffic (its state stays "unused").
+        served = set(public_zones)
+        private = [p for p in private if p.zone in served]
+        if not private:
+            raise SettingsError(f"privateSubnetIds is {list(s.private_subnet_ids)}: none is in a zone of the public "
+                                f"subnets ({', '.join(sorted(served))}), where the load balancer sends traffic.")
     else:
+        # Every zone, not only those "available" now: a zone in trouble must not shift the VPC's zones (awsx would
+        # replace its subnets) or move every node.
         names = sorted(aws.get_availability_zones(
-            state="available", filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}]).names)
+            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}]).names)
         if len(names) < s.availability_zone_count:
             raise SettingsError(f"availabilityZoneCount is {s.availability_zone_count}: the region has "
                                 f"{len(names)} zones ({', '.join(names)}); lower it.")

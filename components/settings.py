@@ -32,6 +32,8 @@ ARCHES = ("x86_64", "aarch64")
 TLS_MIN_VERSION = (6, 2, 0)
 MAX_POSTANALYTICS = 50
 MAX_FILTERING = 500
+# Targets per network load balancer with cross-zone load balancing on: AWS's default quota.
+NLB_TARGETS_QUOTA = 500
 # Keys whose values must be encrypted in the stack file (set with `pulumi config set --secret`).
 SECRET_KEYS = ("wallarmToken", "sshPrivateKey")
 # The widest source ranges allowed: wstore runs Lua and OS commands for whoever reaches it.
@@ -463,9 +465,13 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     az_count = e.take(_in_range, "availabilityZoneCount", v("availabilityZoneCount"), 2, 4)
     nat = e.take(_one_of, "natGateways", v("natGateways"), NAT_STRATEGIES)
     certificate = r.optional("tlsCertificateArn")
-    if certificate is not None:
-        e.take(_matching, "tlsCertificateArn", certificate, r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}",
-               "it must be an ACM certificate ARN, such as arn:aws:acm:eu-central-1:123456789012:certificate/<uuid>")
+    if certificate is not None and e.take(
+            _matching, "tlsCertificateArn", certificate, r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}",
+            "it must be an ACM certificate ARN, such as arn:aws:acm:eu-central-1:123456789012:certificate/<uuid>"):
+        region = config.get("aws:region")
+        if region and certificate.split(":")[3] != region:
+            e.add(_fail("tlsCertificateArn", certificate, f"a load balancer takes an ACM certificate of its own region "
+                                                          f"({region}); request or import one there"))
 
     pa_count = e.take(_in_range, "postanalyticsCount", v("postanalyticsCount"), 1, MAX_POSTANALYTICS)
     f_count = e.take(_in_range, "filteringCount", v("filteringCount"), 1, MAX_FILTERING)
@@ -492,6 +498,12 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     )
     if e.messages:
         raise SettingsError("\n".join(e.messages))
+    if f_count > NLB_TARGETS_QUOTA // 2:
+        pulumi.log.warn(
+            f"filteringCount is {f_count}: replacing every filtering node (a new version or type) registers the new "
+            f"nodes before the old ones leave, {2 * f_count} targets, beyond the network load balancer's default "
+            f"quota of {NLB_TARGETS_QUOTA} targets with cross-zone load balancing; raise that quota first, or change "
+            "the fleet in steps.")
     return Settings(
         project=project,
         stack=pulumi.get_stack(),

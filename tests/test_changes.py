@@ -165,8 +165,8 @@ def test_an_existing_vpc_uses_the_listed_subnets_only():
     tokens = {token for token, _ in run.mocks.invokes}
     assert "aws:ec2/getSubnets:getSubnets" not in tokens and "aws:ec2/getSubnet:getSubnet" in tokens
     subnets = [r.inputs["subnetId"] for r in instance_records(run.mocks, "filtering")]
-    assert subnets == ["subnet-0a1b2c3d4e5f60011", "subnet-0a1b2c3d4e5f60012", "subnet-0a1b2c3d4e5f60013",
-                       "subnet-0a1b2c3d4e5f60011"]
+    # Zone c has no public subnet, so the load balancer would never send traffic there: no node goes to it.
+    assert subnets == ["subnet-0a1b2c3d4e5f60011", "subnet-0a1b2c3d4e5f60012"] * 2
     [jump] = instance_records(run.mocks, "jumphost")
     assert jump.inputs["subnetId"] in EXISTING["publicSubnetIds"]
     health = [r for r in run.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
@@ -192,3 +192,15 @@ def test_a_token_rotation_touches_only_the_install_steps():
     for name in ("postanalytics-0-install", "filtering-0-install"):
         old, new = before.mocks.named(name), after.mocks.named(name)
         assert old.inputs["triggers"] == new.inputs["triggers"], f"{name} would be replaced"
+
+
+def test_a_new_instance_type_makes_new_machines():
+    """Guards against a type change applied in place (AWS stops every node of the fleet at once) or, across
+    architectures, a replacement that keeps the old architecture's image."""
+    before = program_run()
+    after = program_run(filteringInstanceType="c7g.large")
+    old, new = _instances(before), _instances(after)
+    fresh = {n for n in set(new) - set(old)}
+    assert {new[n]["tags"]["Role"] for n in fresh} == {"filtering"} and len(fresh) == 2
+    assert all(new[n]["instanceType"] == "c7g.large" for n in fresh)
+    assert len({new[n]["ami"] for n in fresh} | {old[n]["ami"] for n in old if old[n]["tags"]["Role"] == "filtering"}) == 2

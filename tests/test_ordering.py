@@ -75,6 +75,17 @@ def test_a_node_serves_only_once_checked(program):
         assert program.mocks.named(f"{node.name}-health").urn in target.options["dependencies"]
 
 
-def test_replacements_create_before_they_delete(program):
-    """Guards against a replacement that removes a node (or its registration) before its successor serves."""
-    assert not [r.name for r in program.mocks.resources if r.options.get("deleteBeforeReplace")]
+def test_a_departing_node_is_drained_before_it_is_terminated(program):
+    """Guards against a node terminated with connections open: deleting an attachment deregisters the target and
+    returns at once, so a drain step must sit between the attachment and the instance in the deletion order
+    (Pulumi deletes a resource before what it depends on), and must be replaced with its instance."""
+    mocks = program.mocks
+    for node in program.namespace["filtering"]:
+        target, drain = mocks.named(f"{node.name}-target"), mocks.named(f"{node.name}-drain")
+        instance = next(r for r in mocks.of_type("aws:ec2/instance:Instance") if r.inputs["tags"]["Node"] == node.name)
+        assert drain.urn in target.options["dependencies"], f"{node.name}-target does not follow its drain step"
+        assert drain.inputs["delete"].startswith("aws elbv2 wait target-deregistered --region eu-central-1")
+        assert f"--targets Id={instance.id},Port=80" in drain.inputs["delete"] and "create" not in drain.inputs
+        assert drain.inputs["triggers"] == [instance.id], "a new instance must replace the drain step (its delete runs)"
+    assert not [r.name for r in mocks.resources if r.options.get("deleteBeforeReplace")], \
+        "a delete-before-replace would remove the old node before its successor serves"

@@ -196,6 +196,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
         self.invoke_errors = dict(invoke_errors or {})
         self.resources: list[Recorded] = []
         self.invokes: list[tuple[str, dict]] = []
+        self._image_arch: dict[str, str] = {}
         self._counts: dict[str, int] = {}
         self._keys: dict[str, Any] = {}  # private key PEM -> key object, for signing
 
@@ -233,6 +234,8 @@ class ProviderMocks(pulumi.runtime.Mocks):
             "aws:lb/targetGroup:TargetGroup": self._arn("targetgroup"),
             "aws:lb/listener:Listener": self._arn("listener"),
             "command:local:Command": self._command,
+            "aws:ec2/eip:Eip": lambda name, inputs: ({"publicIp": f"198.51.100.{10 + len(self.of_type('aws:ec2/eip:Eip'))}",
+                                                      "allocationId": self._id("eipalloc", name)}, None),
             "command:remote:Command": self._command,
             "tls:index/privateKey:PrivateKey": self._private_key,
             "tls:index/selfSignedCert:SelfSignedCert": self._self_signed_cert,
@@ -266,6 +269,12 @@ class ProviderMocks(pulumi.runtime.Mocks):
         return extra
 
     def _instance(self, name: str, inputs: dict):
+        wanted = INSTANCE_TYPES.get(inputs.get("instanceType"), (0, []))[1]
+        image = self._image_arch.get(inputs.get("ami"))
+        if image and wanted and image not in wanted:
+            raise aws_rules.Refused(
+                f"aws:ec2/instance:Instance {name}: InvalidParameterValue: The architecture '{wanted[0]}' of the "
+                f"specified instance type does not match the architecture '{image}' of the specified AMI.")
         private_ip, public_ip = self._address(inputs)
         dns = f"ip-{private_ip.replace('.', '-')}.{REGION}.compute.internal"
         return {"privateIp": private_ip, "publicIp": public_ip, "privateDns": dns,
@@ -397,5 +406,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
             return {"id": EXISTING_VPC, "default": False, "cidrBlock": EXISTING_VPC_CIDR}, []
         if token == "aws:ec2/getAmi:getAmi":
             pattern = next(f["values"][0] for f in a.get("filters", []) if f["name"] == "name")
-            return {"id": self._id("ami", pattern), "name": pattern, "architecture": "x86_64"}, []
+            arch = next((f["values"][0] for f in a.get("filters", []) if f["name"] == "architecture"), "x86_64")
+            self._image_arch[self._id("ami", pattern)] = arch  # RunInstances checks it against the type
+            return {"id": self._id("ami", pattern), "name": pattern, "architecture": arch}, []
         raise NotImplementedError(f"the mocks do not answer {token}")
