@@ -4,7 +4,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import lookups, render, rollout, settings
-from components.entrypoint import EntryPoint, EntryPointArgs
+from components.entrypoint import TLS_TARGET_PORT, EntryPoint, EntryPointArgs
 from components.filtering import FilteringNode
 from components.firewall import Firewall, FirewallArgs, wstore_listeners
 from components.host import NodeArgs
@@ -22,10 +22,12 @@ network = Network("network", s, plan)
 pki = Pki("pki", PkiArgs(f"wallarm-postanalytics {s.stack} CA", s.cert_validity_hours,
                          s.cert_early_renewal_hours)) if s.tls else None
 ssh = SshKey("ssh", s.ssh_public_key, s.ssh_private_key)
+vpc_cidr = plan.vpc_cidr or s.vpc_cidr
+tls_target_port = TLS_TARGET_PORT if s.tls_certificate_arn else None
 firewall = Firewall("firewall", FirewallArgs(
-    network.vpc_id, plan.vpc_cidr or s.vpc_cidr, s.ssh_allowed_cidrs, s.client_cidrs, s.external_filtering_cidrs,
+    network.vpc_id, vpc_cidr, s.ssh_allowed_cidrs, s.client_cidrs, s.external_filtering_cidrs,
     wstore_listeners(s.wstore_port, s.wstore_tls_port, s.tls), s.protected_upstream, s.health_check_port,
-    jump_host=s.jump_host is not None))
+    jump_host=s.jump_host is not None, tls_target_port=tls_target_port))
 sg = firewall.group_ids
 
 
@@ -48,7 +50,8 @@ upstream = pulumi.Output.all(*[p.private_ip for p in postanalytics]).apply(
     lambda ips: render.render_upstream(
         render.upstream_servers(ips, s.wstore_port, s.wstore_tls_port, s.tls), s.tls, s.mutual_tls))
 nginx_conf = upstream.apply(
-    lambda u: render.render_nginx_conf(u, s.protected_upstream, s.wallarm_mode, s.health_check_port))
+    lambda u: render.render_nginx_conf(u, s.protected_upstream, s.wallarm_mode, s.health_check_port,
+                                       tls_target_port, vpc_cidr))
 filtering = [FilteringNode(f"filtering-{i}", node_args(s.filtering.arch, p, [sg["filtering"]]), nginx_conf)
              for i, p in enumerate(network.placements("filtering"))]
 entry = EntryPoint("entrypoint", EntryPointArgs(

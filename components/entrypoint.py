@@ -21,6 +21,9 @@ import pulumi_aws as aws
 from pulumi_command import local
 
 TRAFFIC_PORT = 80
+# What the TLS listener forwards to: its own NGINX server, so that the application hears https (X-Forwarded-Proto);
+# the PROXY protocol carries the client's address, so the port is open to the VPC only.
+TLS_TARGET_PORT = 8443
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
@@ -55,49 +58,58 @@ class EntryPoint(pulumi.ComponentResource):
         lb = aws.lb.LoadBalancer(
             f"{name}-nlb", load_balancer_type="network", internal=False, subnets=args.public_subnet_ids,
             enable_cross_zone_load_balancing=True, tags={"Name": f"{name}-nlb"}, opts=child)
+        health = aws.lb.TargetGroupHealthCheckArgs(
+            protocol="HTTP", port=str(args.health_check_port), path="/healthz", matcher="200",
+            interval=10, healthy_threshold=2, unhealthy_threshold=2)
         group = aws.lb.TargetGroup(
             f"{name}-http", port=TRAFFIC_PORT, protocol="TCP", target_type="instance", vpc_id=args.vpc_id,
-            preserve_client_ip="true", deregistration_delay=args.deregistration_delay,
-            health_check=aws.lb.TargetGroupHealthCheckArgs(
-                protocol="HTTP", port=str(args.health_check_port), path="/healthz", matcher="200",
-                interval=10, healthy_threshold=2, unhealthy_threshold=2),
+            preserve_client_ip="true", deregistration_delay=args.deregistration_delay, health_check=health,
             tags={"Name": f"{name}-http"}, opts=child)
-        listeners = [(TRAFFIC_PORT, "TCP", None)]
+        listeners = [(TRAFFIC_PORT, "TCP", None, group)]
+        self.groups = [(group, TRAFFIC_PORT)]
         if args.certificate_arn:
-            listeners.append((443, "TLS", args.certificate_arn))
-        for port, protocol, certificate in listeners:
+            tls_group = aws.lb.TargetGroup(
+                f"{name}-https", port=TLS_TARGET_PORT, protocol="TCP", target_type="instance", vpc_id=args.vpc_id,
+                preserve_client_ip="false", proxy_protocol_v2=True, deregistration_delay=args.deregistration_delay,
+                health_check=health, tags={"Name": f"{name}-https"}, opts=child)
+            listeners.append((443, "TLS", args.certificate_arn, tls_group))
+            self.groups.append((tls_group, TLS_TARGET_PORT))
+        for port, protocol, certificate, target in listeners:
             aws.lb.Listener(
                 f"{name}-{protocol.lower()}{port}", load_balancer_arn=lb.arn, port=port, protocol=protocol,
                 certificate_arn=certificate, ssl_policy=TLS_POLICY if certificate else None,
-                default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=group.arn)],
+                default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target.arn)],
                 tags={"Name": f"{name}-{protocol.lower()}{port}"}, opts=child)
         self.dns_name, self.target_group_arn = lb.dns_name, group.arn
         self.register_outputs({"dnsName": self.dns_name, "targetGroupArn": self.target_group_arn})
 
     def register(self, node: str, instance_id: pulumi.Output[str], after: Sequence[pulumi.Resource],
                  parent: pulumi.Resource) -> pulumi.Resource:
-        """Registers a checked node; returns the last step (the in-service wait, or the attachment)."""
+        """Registers a checked node in every target group; returns the last step (the in-service wait, or the
+        attachment)."""
         region = f" --region {self.args.region}" if self.args.region else ""
+
+        def wait(state: str) -> pulumi.Output[str]:
+            return pulumi.Output.concat(*[
+                part for k, (group, port) in enumerate(self.groups) for part in (
+                    " && " if k else "", f"aws elbv2 wait target-{state}", region, " --target-group-arn ", group.arn,
+                    " --targets Id=", instance_id, f",Port={port}")])
+
         drain = []
         if self.args.wait_for_health:
             # Deleting an attachment deregisters the target and returns at once; the instance would be terminated
-            # with connections still open. This step, deleted after the attachment and before the instance (it
-            # follows the instance, the attachment follows it), waits for the draining to end.
+            # with connections still open. This step, deleted after the attachments and before the instance (it
+            # follows the instance, the attachments follow it), waits for the draining to end.
             drain = [local.Command(
-                f"{node}-drain", add_previous_output_in_env=False, triggers=[instance_id],
-                delete=pulumi.Output.concat(
-                    "aws elbv2 wait target-deregistered", region, " --target-group-arn ", self.target_group_arn,
-                    " --targets Id=", instance_id, f",Port={TRAFFIC_PORT}"),
+                f"{node}-drain", add_previous_output_in_env=False, triggers=[instance_id], delete=wait("deregistered"),
                 opts=pulumi.ResourceOptions(parent=parent, custom_timeouts=pulumi.CustomTimeouts(delete="15m")))]
-        attachment = aws.lb.TargetGroupAttachment(
-            f"{node}-target", target_group_arn=self.target_group_arn, target_id=instance_id, port=TRAFFIC_PORT,
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[*after, *drain]))
+        attachments = [aws.lb.TargetGroupAttachment(
+            f"{node}-target" + ("" if port == TRAFFIC_PORT else f"-{port}"), target_group_arn=group.arn,
+            target_id=instance_id, port=port, opts=pulumi.ResourceOptions(parent=parent, depends_on=[*after, *drain]))
+            for group, port in self.groups]
         if not self.args.wait_for_health:
-            return attachment
-        create = pulumi.Output.concat(
-            "aws elbv2 wait target-in-service", region, " --target-group-arn ", self.target_group_arn,
-            " --targets Id=", instance_id, f",Port={TRAFFIC_PORT}")
+            return attachments[-1]
         return local.Command(
-            f"{node}-in-service", create=create, add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[attachment],
+            f"{node}-in-service", create=wait("in-service"), add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=attachments,
                                         custom_timeouts=pulumi.CustomTimeouts(create="15m", update="15m")))

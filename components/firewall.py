@@ -7,8 +7,8 @@ Creates: security groups `firewall-jumphost` and `firewall-deployer` (with a jum
 - SSH reaches the nodes only from the jump host's group (or from sshAllowedCidrs without a jump host); the jump
   host admits sshAllowedCidrs. The deployer group has no rule at all: the deploy workflow opens it to the
   runner's address for one `pulumi up` and closes it after, and Pulumi never manages its rules (no drift).
-- The filtering nodes admit port 80 from clientCidrs (the load balancer preserves client addresses) and the
-  health check port from the VPC only.
+- The filtering nodes admit port 80 from clientCidrs (the load balancer preserves client addresses), and the
+  health check port and the TLS listener's target port (the PROXY protocol carries the client) from the VPC only.
 - Egress is what installation, registration, proxying and wstore need. Security groups cannot filter by host
   name, so HTTPS to meganode.wallarm.com and the Wallarm API is to any address on 443.
 """
@@ -88,6 +88,8 @@ class FirewallArgs:
     """Port of the load balancer's health check on the filtering nodes."""
     jump_host: bool
     """True: SSH to the nodes only from the jump host's group."""
+    tls_target_port: Optional[int] = None
+    """The port the load balancer's TLS listener forwards to (PROXY protocol, from the VPC); None without it."""
 
 
 def rules(a: FirewallArgs) -> list[Rule]:
@@ -104,6 +106,9 @@ def rules(a: FirewallArgs) -> list[Rule]:
     table += [Rule("filtering", "ingress", 80, "tcp", c, f"HTTP from clients {c}") for c in a.client_cidrs]
     table.append(Rule("filtering", "ingress", a.health_check_port, "tcp", a.vpc_cidr,
                       "Load balancer health checks from the VPC"))
+    if a.tls_target_port is not None:
+        table.append(Rule("filtering", "ingress", a.tls_target_port, "tcp", a.vpc_cidr,
+                          "HTTPS clients through the load balancer TLS listener (PROXY protocol) from the VPC"))
     for port, proto in a.wstore:
         table.append(Rule("postanalytics", "ingress", port, proto, Group("filtering"),
                           f"wstore {proto.upper()} from the filtering nodes"))

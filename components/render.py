@@ -89,23 +89,38 @@ def render_upstream(servers: Sequence[str], tls: bool, mutual_tls: bool) -> str:
 HEALTH_PATH = "/healthz"
 
 
-def render_nginx_conf(upstream: str, protected_upstream: str, mode: str, health_port: int) -> str:
-    """Our one NGINX file (http context, conf.d): the wstore upstream, the proxying server, and the location the
-    load balancer checks (answered by NGINX itself, never proxied, never analysed)."""
+def _proxy_server(listen: str, protected_upstream: str, mode: str, proto: str, real_ip_from: Optional[str]) -> str:
+    """A server that analyses and proxies to the application; `real_ip_from` takes the client address from the
+    load balancer's PROXY protocol header."""
+    real_ip = (f"    set_real_ip_from {real_ip_from};\n    real_ip_header proxy_protocol;\n" if real_ip_from else "")
     return (
-        f"{MANAGED}\n{upstream}\n"
         "server {\n"
-        "    listen 80 default_server;\n"
+        f"    listen {listen};\n"
         "    server_name _;\n"
+        f"{real_ip}"
         f"    wallarm_mode {mode};\n"
         "    location / {\n"
         f"        proxy_pass {protected_upstream};\n"
         "        proxy_set_header Host $host;\n"
         "        proxy_set_header X-Real-IP $remote_addr;\n"
         "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
-        "        proxy_set_header X-Forwarded-Proto $scheme;\n"
+        f"        proxy_set_header X-Forwarded-Proto {proto};\n"
         "    }\n"
         "}\n"
+    )
+
+
+def render_nginx_conf(upstream: str, protected_upstream: str, mode: str, health_port: int,
+                      tls_port: Optional[int] = None, vpc_cidr: Optional[str] = None) -> str:
+    """Our one NGINX file (http context, conf.d): the wstore upstream, the proxying server, and the location the
+    load balancer checks (answered by NGINX itself, never proxied, never analysed). With `tls_port`, a second
+    proxying server for what the load balancer's TLS listener decrypted: the client address comes in the PROXY
+    protocol header (from the VPC only), and the application is told the client used https."""
+    servers = _proxy_server("80 default_server", protected_upstream, mode, "$scheme", None)
+    if tls_port is not None:
+        servers += _proxy_server(f"{tls_port} proxy_protocol", protected_upstream, mode, "https", vpc_cidr)
+    return (
+        f"{MANAGED}\n{upstream}\n{servers}"
         "server {\n"
         f"    listen {health_port};\n"
         "    server_name _;\n"

@@ -167,13 +167,33 @@ def test_load_balancer_targets_exactly_the_filtering_nodes(variant):
 
 
 def test_tls_listener_with_a_certificate():
-    """Guards against a certificate that is set but not served."""
+    """Guards against a certificate that is set but not served, and against HTTPS clients reported to the
+    application as http (an application that forces HTTPS would redirect in a loop) or as the load balancer."""
     arn = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
     run = program_run(tlsCertificateArn=arn)
     listeners = {r.inputs["port"]: r.inputs for r in run.mocks.of_type("aws:lb/listener:Listener")}
     assert sorted(listeners) == [80, 443]
     assert listeners[443]["protocol"] == "TLS" and listeners[443]["certificateArn"] == arn
     assert listeners[443]["sslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    groups = {r.outputs["arn"]: r.inputs for r in run.mocks.of_type("aws:lb/targetGroup:TargetGroup")}
+    tls_group = groups[listeners[443]["defaultActions"][0]["targetGroupArn"]]
+    assert (tls_group["port"], tls_group["proxyProtocolV2"], tls_group["preserveClientIp"]) == (8443, True, "false")
+    assert groups[listeners[80]["defaultActions"][0]["targetGroupArn"]]["port"] == 80
+    attachments = run.mocks.of_type("aws:lb/targetGroupAttachment:TargetGroupAttachment")
+    ids = sorted(r.id for r in instance_records(run.mocks, "filtering"))
+    for port in (80, 8443):
+        assert sorted(a.inputs["targetId"] for a in attachments if a.inputs["port"] == port) == ids, port
+    tls_in = [r for r in _rules(run.mocks, INGRESS, "filtering") if r.inputs["fromPort"] == 8443]
+    assert [r.inputs["cidrIpv4"] for r in tls_in] == ["10.0.0.0/16"], "the PROXY protocol port is open beyond the VPC"
+    conf = spec_file(spec(run.mocks, "filtering-0"), render.NGINX_CONF)["content"]
+    server = next(d for d in parse_text(conf) if d["directive"] == "server"
+                  and ["8443", "proxy_protocol"] in [x["args"] for x in d["block"] if x["directive"] == "listen"])
+    body = {d["directive"]: d["args"] for d in server["block"]}
+    assert body["set_real_ip_from"] == ["10.0.0.0/16"] and body["real_ip_header"] == ["proxy_protocol"]
+    location = next(d for d in server["block"] if d["directive"] == "location")
+    assert ["X-Forwarded-Proto", "https"] in [d["args"] for d in location["block"] if d["directive"] == "proxy_set_header"]
+    plain = program_run()
+    assert "8443" not in spec_file(spec(plain.mocks, "filtering-0"), render.NGINX_CONF)["content"]
 
 
 def test_health_location_answers_locally(variant):

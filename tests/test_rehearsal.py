@@ -24,7 +24,8 @@ from tools.rehearse import main, rehearse
 @pytest.mark.parametrize("overrides", [
     {}, {"postanalyticsCount": 2, "filteringCount": 3}, {"mutualTls": False},
     {"tls": False, "mutualTls": False, "postanalyticsCount": 2},
-], ids=["dev", "2x3-mtls", "tls-only", "plain-2"])
+    {"tlsCertificateArn": "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"},
+], ids=["dev", "2x3-mtls", "tls-only", "plain-2", "tls-listener"])
 def test_rehearsal_passes(overrides, tmp_path):
     """Guards against a stack whose hosts would not connect, even though every declaration looks right."""
     report = rehearse("dev", overrides, tmp_path)
@@ -39,7 +40,7 @@ def test_rehearsal_passes(overrides, tmp_path):
     assert all(rows[h]["health"].startswith("ok: the test attack was counted") for h in filtering), text
     assert all(rows[h]["removed"] == render.NGINX_DEFAULT_SITE for h in filtering), text
     assert [line for line in report.lines if line.strip().startswith("result")] == ["  result    ok"] * (pa + f)
-    assert "jump host 198.51.100.10" in report.lines[1] and "load balancer entrypoint-nlb (TCP/80)" in report.lines[1]
+    assert "jump host 198.51.100.10" in report.lines[1] and "load balancer entrypoint-nlb (TCP/80" in report.lines[1]
     if overrides.get("tls", True):
         assert "plain listener 127.0.0.1:3313 (loopback only)" in text
         assert text.count("server certificate verified") == pa * f
