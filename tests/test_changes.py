@@ -112,6 +112,12 @@ def test_a_new_version_makes_new_machines_that_boot_the_current_image():
     assert all(new[n]["ami"] == "ami-0newer0000000000" for n in fresh)
     assert {n for n in new if new[n]["tags"]["Role"] == "filtering"} <= set(old), "filtering nodes moved too"
     assert "version=6.13.0" in next(new[n]["userData"] for n in fresh)
+    # What else a postanalytics upgrade touches: its certificate (new address), and every filtering node's
+    # upstream (reload) and check; nothing of the filtering nodes' machines or installs.
+    touched = changed(before, after)
+    assert {"filtering-0-configure", "filtering-1-configure", "filtering-0-health", "filtering-1-health",
+            "postanalytics-0-server-csr"} <= touched, sorted(touched)
+    assert not [n for n in touched if n.startswith("filtering-") and n.endswith(("-install", "-wait", "-target"))]
 
 
 def test_an_explicit_ami_makes_new_machines_with_that_ami():

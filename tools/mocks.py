@@ -209,13 +209,16 @@ class ProviderMocks(pulumi.runtime.Mocks):
 
     # ------------------------------------------------------------ addresses
     def _address(self, inputs: dict) -> tuple[str, str]:
-        """(private IP, public IP or "") for an instance, from its Role and Node tags."""
+        """(private IP, public IP or "") for an instance, from its Role and Node tags and its generation (the
+        instance's name): a new machine gets a new address, as in EC2, so a replacement's effects show."""
         tags = inputs.get("tags") or {}
         role, _, index = tags.get("Node", "x-0").rpartition("-")
         i = int(index) if index.isdigit() else 0
         subnet = {"postanalytics": 0, "filtering": 1}.get(tags.get("Role"), 2)
+        generation = int(hashlib.sha256(tags.get("Name", "").encode()).hexdigest()[:2], 16)
         block, host = subnet + 10 * (i // 200), 10 + i % 200
-        private = f"127.{self.loopback_net}.{block}.{host}" if self.loopback else f"10.0.{block + 1}.{host}"
+        private = (f"127.{self.loopback_net}.{block + 50 * (generation % 4)}.{host}" if self.loopback
+                   else f"10.{generation}.{block + 1}.{host}")
         public = f"203.0.113.{10 + i}" if inputs.get("associatePublicIpAddress") else ""
         return private, public
 
