@@ -240,7 +240,8 @@ def _guarded(host: str, report: Report, check: Callable[[], Any]) -> Any:
 
 def _topology(run, pa_hosts: list[str], f_hosts: list[str]) -> str:
     """The declared topology in one line: entry point, fleets, management path."""
-    listeners = ", ".join(f"{r.inputs['protocol']}/{int(r.inputs['port'])}" for r in run.mocks.of_type("aws:lb/listener:Listener"))
+    listeners = ", ".join(f"{r.inputs['protocol']}/{int(r.inputs['port'])}" for r in
+                          sorted(run.mocks.of_type("aws:lb/listener:Listener"), key=lambda r: r.inputs["port"]))
     lbs = [r.name for r in run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")]
     entry = f"clients -> load balancer {', '.join(lbs)} ({listeners}) -> " if lbs else "clients -> "
     jump = run.exports.get("jumpHostPublicIp")
