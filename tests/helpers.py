@@ -21,8 +21,11 @@ def instances(mocks: ProviderMocks, role: str) -> dict[str, dict]:
 
 
 def instance_records(mocks: ProviderMocks, role: str) -> list:
-    """The recorded instances of a role (postanalytics, filtering, jumphost)."""
-    return [r for r in mocks.of_type("aws:ec2/instance:Instance") if r.inputs["tags"]["Role"] == role]
+    """The recorded instances of a role (postanalytics, filtering, jumphost), in node order (registrations arrive
+    in any order)."""
+    found = [r for r in mocks.of_type("aws:ec2/instance:Instance") if r.inputs["tags"]["Role"] == role]
+    index = lambda r: r.inputs["tags"]["Node"].rpartition("-")[2]  # noqa: E731 - "jumphost" has none
+    return sorted(found, key=lambda r: int(index(r)) if index(r).isdigit() else 0)
 
 
 def command(mocks: ProviderMocks, name: str) -> dict:

@@ -95,8 +95,9 @@ class Report:
 
 def _hosts(run, role: str) -> list[str]:
     # Instance names carry a generation (filtering-0-1a2b3c4d); the node's name is its Node tag.
-    return [r.inputs["tags"]["Node"] for r in run.mocks.of_type("aws:ec2/instance:Instance")
-            if r.inputs["tags"]["Role"] == role]
+    nodes = [r.inputs["tags"]["Node"] for r in run.mocks.of_type("aws:ec2/instance:Instance")
+             if r.inputs["tags"]["Role"] == role]
+    return sorted(nodes, key=lambda n: int(n.rpartition("-")[2]))  # registrations arrive in any order
 
 
 def _split(address: str) -> tuple[str, int]:
