@@ -7,6 +7,7 @@ from typing import Callable, Optional
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_awsx as awsx
 import pytest
 
 from tools.mocks import ProviderMocks, StrictMonitor
@@ -88,6 +89,14 @@ REFUSED = [
      "A certificate must be specified for HTTPS and TLS listeners"),
     ("tg-deregistration-delay-3601", tg(deregistration_delay="3601"), "expected deregistration_delay to be in the range (0 - 3600)"),
     ("tg-health-check-port-0", tg(health_check={"port": "0", "protocol": "HTTP"}), "health check port 0 must be from 1 to 65535"),
+    ("attachment-port-0", lambda: aws.lb.TargetGroupAttachment("t", target_group_arn="arn:tg", target_id="i-0123456789abcdef0",
+                                                                 port=0), "port 0 must be from 1 to 65535"),
+    ("attachment-target-not-an-instance", lambda: aws.lb.TargetGroupAttachment("t", target_group_arn="arn:tg",
+                                                                                target_id="10.0.1.10", port=80),
+     "an instance target group takes instance IDs"),
+    ("eip-domain", lambda: aws.ec2.Eip("e", domain="classic"), 'expected domain to be one of ["vpc" "standard"]'),
+    ("vpc-cidr-wider-than-16", lambda: awsx.ec2.Vpc("v", cidr_block="10.0.0.0/15"), "The block size must be between /16 and /28"),
+    ("vpc-cidr-malformed", lambda: awsx.ec2.Vpc("v", cidr_block="10.0.0.300/16"), "This is not a valid CIDR block"),
     ("user-data-over-16k", instance(user_data="#" * 16385), "User data is limited to 16384 bytes"),
     ("key-pair-name-256", lambda: aws.ec2.KeyPair("k", key_name="k" * 256, public_key="ssh-ed25519 AAAA"),
      "for parameter KeyName is invalid"),
@@ -105,6 +114,10 @@ ACCEPTED = [
     ("tls-listener-with-certificate", lambda: aws.lb.Listener("tls", load_balancer_arn="arn:lb", port=443, protocol="TLS",
                                                                certificate_arn="arn:aws:acm:eu-central-1:1:certificate/x",
                                                                default_actions=[{"type": "forward", "target_group_arn": "arn:tg"}])),
+    ("attachment-port-65535", lambda: aws.lb.TargetGroupAttachment("t", target_group_arn="arn:tg",
+                                                                     target_id="i-0123456789abcdef0", port=65535)),
+    ("eip-vpc", lambda: aws.ec2.Eip("e", domain="vpc")),
+    ("vpc-cidr-28", lambda: awsx.ec2.Vpc("v", cidr_block="10.0.0.0/28")),
     ("tg-deregistration-delay-3600", tg(deregistration_delay="3600", health_check={"port": "traffic-port"})),
     ("same-name-other-type", twice(sg(), lambda: aws.ec2.KeyPair("web", public_key="ssh-ed25519 AAAA"))),
 ]

@@ -12,6 +12,7 @@ engine's "Duplicate resource URN" check.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from typing import Any, Callable, Optional
 
@@ -32,6 +33,9 @@ KEY_PAIR = "aws:ec2/keyPair:KeyPair"
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 LISTENER = "aws:lb/listener:Listener"
+ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment"
+EIP = "aws:ec2/eip:Eip"
+AWSX_VPC = "awsx:ec2:Vpc"
 
 
 class Refused(Exception):
@@ -132,6 +136,33 @@ def _target_group(name: str, i: dict) -> Optional[str]:
     return None
 
 
+def _attachment(name: str, i: dict) -> Optional[str]:
+    port = i.get("port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        return f"ValidationError: port {int(port)} must be from 1 to 65535"
+    if not str(i.get("targetId", "")).startswith("i-"):
+        return f"ValidationError: an instance target group takes instance IDs (i-...), got {i.get('targetId')!r}"
+    return None
+
+
+def _eip(name: str, i: dict) -> Optional[str]:
+    if i.get("domain") not in (None, "vpc", "standard"):
+        return f'expected domain to be one of ["vpc" "standard"], got {i.get("domain")}'
+    return None
+
+
+def _vpc_cidr(name: str, i: dict) -> Optional[str]:
+    cidr = i.get("cidrBlock")
+    if cidr is not None:
+        try:
+            prefix = ipaddress.IPv4Network(cidr).prefixlen
+        except ValueError:
+            return f"InvalidParameterValue: Value ({cidr}) for parameter cidrBlock is invalid. This is not a valid CIDR block."
+        if not 16 <= prefix <= 28:
+            return f"InvalidVpc.Range: The CIDR '{cidr}' is invalid. The block size must be between /16 and /28."
+    return None
+
+
 def _tags(name: str, i: dict) -> Optional[str]:
     for key, value in (i.get("tags") or {}).items():
         if len(key) > 128:
@@ -153,6 +184,9 @@ RULES: dict[str, list[Callable[[str, dict], Optional[str]]]] = {
     LOAD_BALANCER: [lambda n, i: _elb_name("lb", n, i)],
     TARGET_GROUP: [_target_group],
     LISTENER: [_listener],
+    ATTACHMENT: [_attachment],
+    EIP: [_eip],
+    AWSX_VPC: [_vpc_cidr],
 }
 
 
