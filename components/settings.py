@@ -199,11 +199,11 @@ class _Reader:
             namespace, _, name = full.rpartition(":")
             if namespace in OTHER_NAMESPACES:
                 continue
-            if name in decls or difflib.get_close_matches(name, decls, n=1, cutoff=0.8):
+            ours = [name] if name in decls else difflib.get_close_matches(name, decls, n=1, cutoff=0.8)
+            if ours:
                 where = f"under the namespace {namespace!r}" if namespace else "without a namespace"
                 errors.add(SettingsError(
-                    f"{full} is {where}, so this program would ignore it: write it as "
-                    f"{prefix}{name if name in decls else difflib.get_close_matches(name, decls, n=1, cutoff=0.8)[0]}."))
+                    f"{full} is {where}, so this program would ignore it: write it as {prefix}{ours[0]}."))
 
     def given(self, key: str) -> bool:
         return key in self.raw and self.raw[key] not in (None, "")
