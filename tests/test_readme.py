@@ -229,3 +229,14 @@ def test_a_stack_file_in_another_folder_is_named_as_the_docs_name_it(monkeypatch
     assert stack_config("examples/prod")["wallarm-postanalytics:wallarmNodeGroup"] == "prod"
     with pytest.raises(FileNotFoundError):
         stack_config("examples/nonesuch")
+
+
+def test_the_quick_starts_dialing_time_is_the_programs():
+    """Guards against a quick start whose warning (how long a deploy dials a jump host it cannot reach) no longer
+    matches the connection settings of the remote steps."""
+    host = (ROOT / "components" / "host.py").read_text()
+    dials = int(re.search(r"dial_error_limit=(\d+)", host).group(1))
+    timeout = int(re.search(r"per_dial_timeout=(\d+)", host).group(1))
+    minutes = re.search(r"dial the jump host for (\d+) minutes per step", README)
+    assert minutes, "the quick start no longer says how long a deploy dials an unreachable jump host"
+    assert int(minutes.group(1)) == dials * timeout // 60, (dials, timeout)
