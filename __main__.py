@@ -9,6 +9,7 @@ from components.filtering import FilteringNode
 from components.firewall import Firewall, FirewallArgs, wstore_listeners
 from components.host import NodeArgs
 from components.jumphost import JumpHost
+from components.monitoring import AgentAccess, Monitoring, MonitoringArgs, install_agents
 from components.network import Network, layout
 from components.pki import Pki, PkiArgs
 from components.postanalytics import Postanalytics
@@ -31,9 +32,13 @@ firewall = Firewall("firewall", FirewallArgs(
 sg = firewall.group_ids
 
 
+region = aws.config.region
+agent = AgentAccess("agent", s.stack, s.monitoring.log_retention_days)
+
+
 def node_args(arch: str, placement, groups: list) -> NodeArgs:
     return NodeArgs(s, images[arch], placement, groups, ssh.key_name, ssh.private_key,
-                    jump.proxy if jump else None, pki)
+                    jump.proxy if jump else None, pki, instance_profile=agent.instance_profile)
 
 
 jump = None
@@ -58,6 +63,12 @@ entry = EntryPoint("entrypoint", EntryPointArgs(
     network.vpc_id, network.public_subnet_ids, s.health_check_port, s.deregistration_delay,
     s.tls_certificate_arn, s.wait_for_target_health, aws.config.region))
 rollout.wire(postanalytics, filtering, entry)
+install_agents(s.stack, region, [*postanalytics, *filtering], agent)
+monitoring = Monitoring("monitoring", MonitoringArgs(
+    s.stack, region, s.monitoring, [(f.name, f.instance.id) for f in filtering],
+    [(p.name, p.instance.id) for p in postanalytics],
+    [(f"port{port}", group.arn_suffix) for group, port in entry.groups], entry.load_balancer.arn_suffix,
+    s.tls_certificate_arn))
 
 pulumi.export("url", entry.dns_name.apply(lambda d: f"http://{d}"))
 pulumi.export("loadBalancerDnsName", entry.dns_name)
@@ -65,6 +76,7 @@ pulumi.export("postanalyticsPrivateIps", pulumi.Output.all(*[p.private_ip for p 
 pulumi.export("filteringPrivateIps", pulumi.Output.all(*[f.private_ip for f in filtering]))
 pulumi.export("wstoreUpstream", upstream)
 pulumi.export("caCertificate", pki.ca_cert_pem if pki else None)
+pulumi.export("dashboardUrl", monitoring.dashboard_url)
 nodes = [(n.name, n.private_ip) for n in [*postanalytics, *filtering]]
 if jump:
     pulumi.export("jumpHostPublicIp", jump.public_ip)

@@ -81,6 +81,7 @@ class EntryPoint(pulumi.ComponentResource):
                 default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target.arn)],
                 tags={"Name": f"{name}-{protocol.lower()}{port}"}, opts=child)
         self.dns_name, self.target_group_arn = lb.dns_name, group.arn
+        self.load_balancer = lb  # its arn_suffix and the groups' name the CloudWatch metrics (components/monitoring.py)
         self.register_outputs({"dnsName": self.dns_name, "targetGroupArn": self.target_group_arn})
 
     def register(self, node: str, instance_id: pulumi.Output[str], after: Sequence[pulumi.Resource],

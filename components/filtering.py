@@ -15,9 +15,9 @@ import pulumi
 from pulumi_command import remote
 
 from components import render
-from components.host import HostSteps, NodeArgs, create_instance, install_command, script_command
+from components.host import HostSteps, NodeArgs, create_instance, host_name, install_command, script_command
 
-SCRIPTS = ("wait-for-boot.sh", "install-wallarm.sh", "apply_spec.py", "health-check.sh")
+SCRIPTS = ("wait-for-boot.sh", "set-hostname.sh", "cloudwatch_agent.py", "install-wallarm.sh", "apply_spec.py", "health-check.sh")
 
 
 class FilteringNode(pulumi.ComponentResource):
@@ -42,7 +42,7 @@ class FilteringNode(pulumi.ComponentResource):
         self.instance = create_instance(name, "filtering", s.filtering, args, s.filtering_version, self)
         self.private_ip = self.instance.private_ip
         self.steps = HostSteps(name, self.instance, s.ssh_user, args.ssh_private_key, args.proxy, self)
-        self.booted = self.steps.boot(SCRIPTS)
+        self.booted = self.steps.boot(SCRIPTS, host_name(s.stack, name))
         self.spec = self._render_spec(nginx_conf)
         self.register_outputs({"privateIp": self.private_ip})
 

@@ -68,6 +68,8 @@ class NodeArgs:
     """The jump host to dial through; None dials the private IP directly."""
     pki: Optional["Pki"] = None
     """The CA; None when TLS is off."""
+    instance_profile: Optional[pulumi.Input[str]] = None
+    """The CloudWatch agent's instance profile (components/monitoring.py); None gives the instance no role."""
 
 
 @functools.cache
@@ -109,6 +111,8 @@ def create_instance(name: str, role: str, shape: InstanceShape, args: NodeArgs, 
             encrypted=True, volume_type="gp3", volume_size=s.root_volume_gb, delete_on_termination=True),
         user_data=user_data,
         user_data_replace_on_change=True,
+        # Attached in place (EC2 AssociateIamInstanceProfile): a running node gets it without a new machine.
+        iam_instance_profile=args.instance_profile,
         tags={"Name": vm_name, "Role": role, "Node": name},
         opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["ami"]),
     )
@@ -154,9 +158,20 @@ class HostSteps:
             for script in scripts
         ]
 
-    def boot(self, scripts: Sequence[str]) -> remote.Command:
-        """upload -> wait for boot."""
-        return self.command("wait", "wait-for-boot.sh", script_command("wait-for-boot.sh"), self.upload(scripts))
+    def boot(self, scripts: Sequence[str], hostname: Optional[str] = None) -> remote.Command:
+        """upload -> wait for boot (-> name the host, before the installer registers it)."""
+        waited = self.command("wait", "wait-for-boot.sh", script_command("wait-for-boot.sh"), self.upload(scripts))
+        if hostname is None:
+            return waited
+        # A step, not user data: a running node takes its name in place, with no new machine; Console shows the
+        # new name from its next registration (a new generation), see docs/monitoring.md.
+        return self.command("hostname", "set-hostname.sh",
+                            script_command("set-hostname.sh", "--name", hostname, sudo=True), [waited])
+
+    def agent(self, bundle: pulumi.Input[str], after: Sequence[pulumi.Resource]) -> remote.Command:
+        """The CloudWatch agent: installed once, its configuration (on stdin) loaded whenever it changes."""
+        return self.command("agent", "cloudwatch_agent.py",
+                            script_command("cloudwatch_agent.py", sudo=True, python=True), after, stdin=bundle)
 
     def install(self, create: str, token: pulumi.Output[str], after: Sequence[pulumi.Resource]) -> remote.Command:
         """The installer step, the token on its stdin."""
@@ -187,6 +202,12 @@ class HostSteps:
                 custom_timeouts=STEP_TIMEOUT,
             ),
         )
+
+
+def host_name(stack: str, node: str) -> str:
+    """`<stack>-<node>` as a host name: lowercase letters, digits and hyphens, at most 63 (the stack part is cut)."""
+    clean = "-".join(w for w in "".join(c if c.isalnum() and c.isascii() else "-" for c in stack.lower()).split("-") if w)
+    return f"{clean[:62 - len(node)].rstrip('-')}-{node}" if clean else node
 
 
 def install_command(s: Settings, mode: str, version: str, arch: str, with_nginx: bool = False) -> str:

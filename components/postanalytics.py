@@ -14,9 +14,9 @@ import pulumi
 from pulumi_command import remote
 
 from components import render
-from components.host import HostSteps, NodeArgs, create_instance, install_command
+from components.host import HostSteps, NodeArgs, create_instance, host_name, install_command
 
-SCRIPTS = ("wait-for-boot.sh", "install-wallarm.sh", "apply_spec.py")
+SCRIPTS = ("wait-for-boot.sh", "set-hostname.sh", "cloudwatch_agent.py", "install-wallarm.sh", "apply_spec.py")
 
 
 class Postanalytics(pulumi.ComponentResource):
@@ -38,7 +38,7 @@ class Postanalytics(pulumi.ComponentResource):
         self.instance = create_instance(name, "postanalytics", s.postanalytics, args, s.postanalytics_version, self)
         self.private_ip, self.private_dns = self.instance.private_ip, self.instance.private_dns
         self.steps = HostSteps(name, self.instance, s.ssh_user, args.ssh_private_key, args.proxy, self)
-        booted = self.steps.boot(SCRIPTS)
+        booted = self.steps.boot(SCRIPTS, host_name(s.stack, name))
         self.installed = self.steps.install(
             install_command(s, "postanalytics", s.postanalytics_version, s.postanalytics.arch), s.wallarm_token,
             [booted])

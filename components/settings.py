@@ -59,6 +59,22 @@ class InstanceShape:
 
 
 @dataclasses.dataclass(frozen=True)
+class MonitoringSettings:
+    """What the fleet reports and when it alarms (components/monitoring.py)."""
+
+    log_retention_days: int
+    alarm_emails: tuple[str, ...]
+    """Empty: no SNS topic."""
+    thresholds: dict[str, float]
+    """period, errors, unhealthy, timeframe, memory, disk, certificate_days (see Pulumi.yaml's alarm* keys)."""
+
+
+# CloudWatch Logs' allowed retentions (PutRetentionPolicy retentionInDays).
+LOG_RETENTIONS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                  3288, 3653)
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """The validated settings of one stack."""
 
@@ -108,6 +124,8 @@ class Settings:
     deregistration_delay: int
     wait_for_target_health: bool
     root_volume_gb: int
+    monitoring: Optional[MonitoringSettings] = None
+    """None only in Settings built by hand (tests of other parts)."""
 
     @property
     def ssh_user(self) -> str:
@@ -387,6 +405,32 @@ def _ids(key: str, values: list[str], kind: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def _monitoring(v: Callable[[str], Any], e: "_Errors") -> Optional[MonitoringSettings]:
+    retention = v("logRetentionDays")
+    if retention is not None and retention not in LOG_RETENTIONS:
+        e.add(_fail("logRetentionDays", retention, "CloudWatch Logs keeps logs for one of "
+                                                  + ", ".join(map(str, LOG_RETENTIONS)) + " days"))
+    emails = v("alarmEmails") or []
+    for email in emails:
+        e.take(_matching, "alarmEmails", email, r"[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}",
+               "each entry must be one email address, such as ops@example.com")
+    period = e.take(_in_range, "alarmPeriodSeconds", v("alarmPeriodSeconds"), 60, 3600)
+    if period is not None and period % 60:
+        e.add(_fail("alarmPeriodSeconds", period, "CloudWatch alarms take a multiple of 60 seconds"))
+    thresholds = {
+        "period": period,
+        "errors": e.take(_in_range, "alarmErrorsPerPeriod", v("alarmErrorsPerPeriod"), 0, 10**9),
+        "unhealthy": e.take(_in_range, "alarmUnhealthyTargets", v("alarmUnhealthyTargets"), 0, MAX_FILTERING),
+        "timeframe": e.take(_in_range, "alarmWstoreTimeframeSeconds", v("alarmWstoreTimeframeSeconds"), 60, 86400),
+        "memory": e.take(_in_range, "alarmMemoryPercent", v("alarmMemoryPercent"), 1, 100),
+        "disk": e.take(_in_range, "alarmDiskPercent", v("alarmDiskPercent"), 1, 100),
+        "certificate_days": e.take(_in_range, "alarmCertificateDays", v("alarmCertificateDays"), 1, 365),
+    }
+    if retention not in LOG_RETENTIONS or any(t is None for t in thresholds.values()):
+        return None
+    return MonitoringSettings(retention, tuple(dict.fromkeys(emails)), thresholds)
+
+
 def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, Any]] = None) -> Settings:
     """Reads and validates the stack's settings. Raises SettingsError listing every wrong value."""
     project = pulumi.get_project()
@@ -496,6 +540,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         delay=e.take(_in_range, "deregistrationDelay", v("deregistrationDelay"), 0, 3600),
         root=e.take(_in_range, "rootVolumeGb", v("rootVolumeGb"), 8, 16384),
     )
+    monitoring = _monitoring(v, e)
     if e.messages:
         raise SettingsError("\n".join(e.messages))
     if f_count > NLB_TARGETS_QUOTA // 2:
@@ -546,4 +591,5 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         deregistration_delay=values["delay"],
         wait_for_target_health=bool(v("waitForTargetHealth")),
         root_volume_gb=values["root"],
+        monitoring=monitoring,
     )

@@ -36,6 +36,28 @@ LISTENER = "aws:lb/listener:Listener"
 ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment"
 EIP = "aws:ec2/eip:Eip"
 AWSX_VPC = "awsx:ec2:Vpc"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+IAM_ROLE = "aws:iam/role:Role"
+INSTANCE_PROFILE = "aws:iam/instanceProfile:InstanceProfile"
+SNS_TOPIC = "aws:sns/topic:Topic"
+# CloudWatch PutMetricAlarm, PutDashboard, CreateLogGroup; IAM CreateRole, CreateInstanceProfile; SNS CreateTopic.
+DASHBOARD_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+DASHBOARD_BODY_MAX = 1024 * 1024
+DASHBOARD_WIDGETS_MAX = 500
+SNS_NAME = re.compile(r"[A-Za-z0-9_-]{1,256}")
+LOG_RETENTIONS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                  3288, 3653)
+ALARM_OPERATORS = ("GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanThreshold",
+                   "LessThanOrEqualToThreshold", "LessThanLowerOrGreaterThanUpperThreshold",
+                   "LessThanLowerThreshold", "GreaterThanUpperThreshold")
+# Metric math (CloudWatch user guide, "Metric math syntax and functions"): ids start with a lowercase letter; the
+# functions the program may use. An expression naming an unknown function or id is refused by PutMetricAlarm.
+MATH_ID = re.compile(r"[a-z][A-Za-z0-9_]*")
+MATH_FUNCTIONS = {"ABS", "AVG", "CEIL", "DATAPOINT_COUNT", "DIFF", "DIFF_TIME", "FILL", "FIRST", "FLOOR", "IF",
+                  "LAST", "LOG", "LOG10", "MAX", "MIN", "METRICS", "PERIOD", "RATE", "REMOVE_EMPTY", "RUNNING_SUM",
+                  "SEARCH", "SORT", "STDDEV", "SUM", "TIME_SERIES"}
 
 
 class Refused(Exception):
@@ -174,6 +196,120 @@ def _tags(name: str, i: dict) -> Optional[str]:
     return None
 
 
+def _math(expression: str, ids: set[str]) -> Optional[str]:
+    """The syntax basics PutMetricAlarm checks: balanced brackets, known functions, ids that exist."""
+    depth = 0
+    for char in re.sub(r"'[^']*'|\"[^\"]*\"", "", expression):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        return f"ValidationError: Invalid metrics math expression: unbalanced brackets in '{expression}'"
+    bare = re.sub(r"'[^']*'|\"[^\"]*\"", "''", expression)
+    for word in re.findall(r"\b[A-Za-z_][A-Za-z0-9_]*\b(?=\s*\()", bare):
+        if word not in MATH_FUNCTIONS:
+            return f"ValidationError: Invalid metrics math expression: unknown function {word}"
+    for word in re.findall(r"\b[a-z][A-Za-z0-9_]*\b(?!\s*\()", bare):
+        if word not in ids:
+            return f"ValidationError: Invalid metrics math expression: unknown metric id {word}"
+    return None
+
+
+def _metric_alarm(name: str, i: dict) -> Optional[str]:
+    alarm_name = i.get("name") or name + AUTONAME_SUFFIX
+    if not 1 <= len(alarm_name) <= 255:
+        return f"ValidationError: 1 validation error detected: Value '{alarm_name}' at 'alarmName' failed to satisfy constraint: Member must have length less than or equal to 255"
+    if i.get("comparisonOperator") not in ALARM_OPERATORS:
+        return f'expected comparison_operator to be one of {list(ALARM_OPERATORS)}, got {i.get("comparisonOperator")}'
+    if int(i.get("evaluationPeriods") or 0) < 1:
+        return "ValidationError: evaluationPeriods must be at least 1"
+    if len(i.get("alarmDescription") or "") > 1024:
+        return "ValidationError: alarmDescription must have length less than or equal to 1024"
+    queries = i.get("metricQueries") or []
+    if queries and i.get("metricName"):
+        return "ValidationError: Exactly one element of the metrics list should return data, and metricName must not be set with metrics"
+    if not queries and not i.get("metricName"):
+        return "ValidationError: Either metricName or metrics must be set"
+    if queries:
+        ids = [q.get("id", "") for q in queries]
+        for qid in ids:
+            if not MATH_ID.fullmatch(qid):
+                return f"ValidationError: Invalid id {qid!r}: it must start with a lowercase letter and hold letters, digits and underscores"
+        if len(set(ids)) != len(ids):
+            return "ValidationError: The ids of the metrics must be unique"
+        if sum(1 for q in queries if q.get("returnData")) != 1:
+            return "ValidationError: Exactly one element of the metrics list should return data"
+        for q in queries:
+            if bool(q.get("expression")) == bool(q.get("metric")):
+                return f"ValidationError: metric {q.get('id')} must have exactly one of expression or metric"
+            if q.get("expression"):
+                error = _math(q["expression"], set(ids) - {q["id"]})
+                if error:
+                    return error
+                if "SEARCH(" in q["expression"]:
+                    return "ValidationError: SEARCH is not supported on metric alarms"
+            elif int(q["metric"].get("period") or 0) % 60 and int(q["metric"].get("period") or 0) not in (10, 30):
+                return "ValidationError: period must be 10, 30 or a multiple of 60"
+    elif int(i.get("period") or 0) % 60 and int(i.get("period") or 0) not in (10, 30):
+        return "ValidationError: period must be 10, 30 or a multiple of 60"
+    for action in (i.get("alarmActions") or []) + (i.get("okActions") or []):
+        if not re.fullmatch(r"arn:aws[a-z-]*:(sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+|automate:[a-z0-9-]+:ec2:(recover|stop|terminate|reboot))", action):
+            return f"ValidationError: Invalid arn syntax: {action}"
+    return None
+
+
+def _dashboard(name: str, i: dict) -> Optional[str]:
+    dashboard = i.get("dashboardName") or ""
+    if not DASHBOARD_NAME.fullmatch(dashboard):
+        return ("InvalidParameterInput: The value for field DashboardName contains invalid characters. It can only "
+                f"contain alphanumerics, dash (-) and underscore (_), up to 255: {dashboard!r}")
+    body = i.get("dashboardBody") or ""
+    if len(body.encode()) > DASHBOARD_BODY_MAX:
+        return "InvalidParameterInput: The dashboard body is larger than 1 MB"
+    try:
+        import json
+
+        widgets = json.loads(body).get("widgets", [])
+    except (ValueError, AttributeError):
+        return "InvalidParameterInput: The field DashboardBody must be a valid JSON object"
+    if len(widgets) > DASHBOARD_WIDGETS_MAX:
+        return f"InvalidParameterInput: The dashboard has {len(widgets)} widgets; at most {DASHBOARD_WIDGETS_MAX} are allowed"
+    return None
+
+
+def _log_group(name: str, i: dict) -> Optional[str]:
+    group = i.get("name") or name + AUTONAME_SUFFIX
+    if not re.fullmatch(r"[\w\-/.#]{1,512}", group) or group.startswith("aws/"):
+        return f"InvalidParameterException: 1 validation error detected: Value '{group}' at 'logGroupName' failed to satisfy constraint"
+    retention = i.get("retentionInDays")
+    if retention not in (None, 0) and int(retention) not in LOG_RETENTIONS:
+        return f"expected retention_in_days to be one of {list(LOG_RETENTIONS)}, got {retention}"
+    return None
+
+
+def _iam_name(kind: str, limit: int, name: str, i: dict) -> Optional[str]:
+    """CreateRole RoleName (64) and CreateInstanceProfile InstanceProfileName (128): [\w+=,.@-]."""
+    value = i.get("name") or (i["namePrefix"] + "0" * 26 if i.get("namePrefix") else name + AUTONAME_SUFFIX)
+    if len(value) > limit or not re.fullmatch(r"[\w+=,.@-]+", value):
+        return f'invalid value for name (must be at most {limit} characters of [\\w+=,.@-]): "{value}"'
+    if kind == "role" and i.get("assumeRolePolicy") is not None:
+        import json
+
+        try:
+            json.loads(i["assumeRolePolicy"])
+        except ValueError:
+            return "MalformedPolicyDocument: the assume role policy is not JSON"
+    return None
+
+
+def _sns_topic(name: str, i: dict) -> Optional[str]:
+    topic = i.get("name") or name + AUTONAME_SUFFIX
+    if not SNS_NAME.fullmatch(topic):
+        return ("InvalidParameter: Invalid parameter: Topic Name (up to 256 alphanumerics, hyphens and underscores): "
+                f"{topic!r}")
+    return None
+
+
 RULES: dict[str, list[Callable[[str, dict], Optional[str]]]] = {
     SECURITY_GROUP: [_security_group],
     INGRESS: [_rule],
@@ -187,6 +323,12 @@ RULES: dict[str, list[Callable[[str, dict], Optional[str]]]] = {
     ATTACHMENT: [_attachment],
     EIP: [_eip],
     AWSX_VPC: [_vpc_cidr],
+    METRIC_ALARM: [_metric_alarm],
+    DASHBOARD: [_dashboard],
+    LOG_GROUP: [_log_group],
+    IAM_ROLE: [lambda n, i: _iam_name("role", 64, n, i)],
+    INSTANCE_PROFILE: [lambda n, i: _iam_name("profile", 128, n, i)],
+    SNS_TOPIC: [_sns_topic],
 }
 
 

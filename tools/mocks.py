@@ -236,6 +236,19 @@ class ProviderMocks(pulumi.runtime.Mocks):
             "aws:lb/loadBalancer:LoadBalancer": self._load_balancer,
             "aws:lb/targetGroup:TargetGroup": self._arn("targetgroup"),
             "aws:lb/listener:Listener": self._arn("listener"),
+            "aws:cloudwatch/logGroup:LogGroup": lambda name, inputs: (
+                {"arn": f"arn:aws:logs:{REGION}:123456789012:log-group:{inputs.get('name') or name}"}, None),
+            "aws:iam/role:Role": lambda name, inputs: (
+                {"name": inputs.get("name") or name + aws_rules.AUTONAME_SUFFIX,
+                 "arn": f"arn:aws:iam::123456789012:role/{inputs.get('name') or name}"}, None),
+            "aws:iam/instanceProfile:InstanceProfile": lambda name, inputs: (
+                {"name": inputs.get("name") or name + aws_rules.AUTONAME_SUFFIX,
+                 "arn": f"arn:aws:iam::123456789012:instance-profile/{name}"}, None),
+            "aws:sns/topic:Topic": lambda name, inputs: (
+                {"arn": f"arn:aws:sns:{REGION}:123456789012:{inputs.get('name') or name + aws_rules.AUTONAME_SUFFIX}"},
+                None),
+            "aws:cloudwatch/dashboard:Dashboard": lambda name, inputs: (
+                {"dashboardArn": f"arn:aws:cloudwatch::123456789012:dashboard/{inputs['dashboardName']}"}, None),
             "command:local:Command": self._command,
             "aws:ec2/eip:Eip": lambda name, inputs: ({"publicIp": f"198.51.100.{10 + len(self.of_type('aws:ec2/eip:Eip'))}",
                                                       "allocationId": self._id("eipalloc", name)}, None),
@@ -292,10 +305,12 @@ class ProviderMocks(pulumi.runtime.Mocks):
 
     def _load_balancer(self, name: str, inputs: dict):
         return {"arn": f"arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/net/{name}/0123456789abcdef",
+                "arnSuffix": f"net/{name}/0123456789abcdef",
                 "dnsName": f"{name}-0123456789abcdef.elb.{REGION}.amazonaws.com"}, None
 
     def _arn(self, kind: str):
-        return lambda name, inputs: ({"arn": f"arn:aws:elasticloadbalancing:{REGION}:123456789012:{kind}/{name}/0123456789abcdef"}, None)
+        return lambda name, inputs: ({"arn": f"arn:aws:elasticloadbalancing:{REGION}:123456789012:{kind}/{name}/0123456789abcdef",
+                                      "arnSuffix": f"{kind}/{name}/0123456789abcdef"}, None)
 
     def _command(self, name: str, inputs: dict):
         return {"stdout": pulumi.Output.secret(""), "stderr": pulumi.Output.secret("")}, None

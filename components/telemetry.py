@@ -1,0 +1,267 @@
+"""Pure renderers of what the fleet reports: plain values in, text or plain data out. No Pulumi types in here.
+
+- `agent_config()`: the CloudWatch agent's JSON configuration for one node (validated in the tests against the
+  agent's published schema, ../shared/reference/cloudwatch-agent/schema.json).
+- `prometheus_config()`: the Prometheus scrape configuration the agent reads (`prometheus_config_path`): Wallarm's
+  own loopback endpoints, nothing else. `scrape_targets()` lists them as (job, URL) for the rehearsal.
+- `alarm_specs()`: every alarm of a stack as plain dictionaries (the component turns each into a MetricAlarm).
+- `dashboard_body()`: the stack's dashboard JSON.
+
+Where the numbers go. Prometheus scraping under `logs.metrics_collected.prometheus` reaches CloudWatch as
+embedded-metric-format log events, through the `emf_processor`'s declarations (which metric, which dimensions);
+under `metrics.metrics_collected.prometheus` it would go to Amazon Managed Service for Prometheus instead
+(aws/amazon-cloudwatch-agent translator/translate/otel/pipeline/prometheus/translator.go).
+The agent sends a Prometheus gauge as scraped and a counter as the delta since the previous scrape ("Prometheus
+metric type conversion by the CloudWatch agent", AWS CloudWatch user guide). Wallarm's status service exports its
+counters (requests, tnt_errors, ...) with `# TYPE ... gauge` (docs/6.x/admin-en/configure-statistics-service.md):
+they arrive cumulative, reset by an NGINX restart, so alarms and graphs take DIFF() of them and count only growth.
+wstore's drops and out-of-memory errors are real counters (docs/6.x/admin-en/wstore-metrics.md): they arrive as
+deltas, and their sum over a period is what happened in it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional, Sequence
+
+import yaml
+
+NAMESPACE = "Wallarm"
+AGENT_DIR = "/opt/aws/amazon-cloudwatch-agent/etc"
+AGENT_CONFIG = f"{AGENT_DIR}/wallarm-agent.json"
+PROMETHEUS_CONFIG = f"{AGENT_DIR}/wallarm-prometheus.yaml"
+SCRAPE_SECONDS = 60
+# Wallarm 6.x, all on loopback as Wallarm advises (wallarm-facts.md, runtime-behaviour.md). wstore binds IPv4 only
+# since 6.6.0: 127.0.0.1, not "localhost" (which may resolve to ::1 first).
+STATUS_TARGET = ("wallarm-status", "127.0.0.8:80", "/wallarm-status", {"format": ["prometheus"]})
+WSTORE_TARGET = ("wallarm-wstore", "127.0.0.1:9001", "/metrics", {})
+WCLI_TARGET = ("wallarm-wcli", "127.0.0.1:9003", "/metrics", {})
+TARGETS = {"filtering": (STATUS_TARGET, WCLI_TARGET), "postanalytics": (WSTORE_TARGET, WCLI_TARGET)}
+# Per-node series (dimension Node): only what an alarm or a per-node graph needs. Counters exported as gauges must
+# be per node anyway: a sum of cumulative counters across nodes says nothing once one of them restarts.
+STATUS_METRICS = ("wallarm_requests", "wallarm_attacks", "wallarm_tnt_errors", "wallarm_requests_lost",
+                  "wallarm_api_errors")
+WSTORE_METRICS = ("wallarm_wstore_request_storage_timeframe_size", "wallarm_wstore_request_storage_drops",
+                  "wallarm_wstore_kvstore_oom_errors_total")
+# Host memory and disk: one series per fleet (no per-node dimension: omit_hostname), Maximum = the fullest node.
+HOST_METRICS = ("mem_used_percent", "disk_used_percent")
+LOG_FILES = {
+    "filtering": ("/var/log/nginx/access.log", "/var/log/nginx/error.log",
+                  "/opt/wallarm/var/log/wallarm/wcli-out.log"),
+    "postanalytics": ("/opt/wallarm/var/log/wallarm/wstore-out.log", "/opt/wallarm/var/log/wallarm/wcli-out.log"),
+}
+
+
+def log_group(stack: str, role: str) -> str:
+    """The CloudWatch Logs group of one fleet's files (created by the program, with the retention setting)."""
+    return f"/wallarm/{stack}/{role}"
+
+
+def metrics_log_group(stack: str) -> str:
+    """Where the agent writes the embedded-metric-format events its Prometheus scrapes become."""
+    return f"/wallarm/{stack}/metrics"
+
+
+def prometheus_config(stack: str, role: str, node: str) -> str:
+    """The scrape configuration: the node's own loopback endpoints, labelled with stack, fleet and node."""
+    jobs = []
+    for job, address, path, params in TARGETS[role]:
+        entry: dict[str, Any] = {"job_name": job, "metrics_path": path, "scrape_interval": f"{SCRAPE_SECONDS}s",
+                                 "scrape_timeout": "10s",
+                                 "static_configs": [{"targets": [address],
+                                                     "labels": {"Stack": stack, "Fleet": role, "Node": node}}]}
+        if params:
+            entry["params"] = params
+        jobs.append(entry)
+    return yaml.safe_dump({"global": {"scrape_interval": f"{SCRAPE_SECONDS}s"}, "scrape_configs": jobs},
+                          sort_keys=False)
+
+
+def scrape_targets(prometheus_yaml: str) -> list[tuple[str, str]]:
+    """(job, URL) of every target a scrape configuration names: what the agent will request."""
+    config = yaml.safe_load(prometheus_yaml)
+    found = []
+    for job in config["scrape_configs"]:
+        query = "&".join(f"{k}={v}" for k, values in (job.get("params") or {}).items() for v in values)
+        for static in job["static_configs"]:
+            for address in static["targets"]:
+                found.append((job["job_name"], f"http://{address}{job.get('metrics_path', '/metrics')}"
+                                               + (f"?{query}" if query else "")))
+    return found
+
+
+def agent_config(stack: str, role: str, region: str) -> str:
+    """The CloudWatch agent's configuration for a node of one fleet (deterministic JSON text)."""
+    fleet = {"Stack": stack, "Fleet": role}
+    declarations = [
+        {"source_labels": ["job"], "label_matcher": f"^{STATUS_TARGET[0]}$",
+         "dimensions": [["Stack", "Fleet", "Node"]], "metric_selectors": [f"^{m}$" for m in STATUS_METRICS]},
+        {"source_labels": ["job"], "label_matcher": f"^{WSTORE_TARGET[0]}$",
+         "dimensions": [["Stack", "Fleet", "Node"]], "metric_selectors": [f"^{m}$" for m in WSTORE_METRICS]},
+    ]
+    config = {
+        # root: NGINX's logs are root:adm 0640 and Wallarm's log owner is not documented.
+        "agent": {"metrics_collection_interval": SCRAPE_SECONDS, "region": region, "omit_hostname": True,
+                  "run_as_user": "root",
+                  "logfile": "/opt/aws/amazon-cloudwatch-agent/logs/amazon-cloudwatch-agent.log"},
+        "metrics": {
+            "namespace": NAMESPACE,
+            "metrics_collected": {
+                "mem": {"measurement": ["mem_used_percent"], "append_dimensions": fleet},
+                "disk": {"measurement": ["used_percent"], "resources": ["/"], "drop_device": True,
+                         "ignore_file_system_types": ["tmpfs", "devtmpfs", "overlay"], "append_dimensions": fleet},
+            },
+            "aggregation_dimensions": [["Stack", "Fleet"]],
+        },
+        "logs": {
+            "logs_collected": {"files": {"collect_list": [
+                {"file_path": path, "log_group_name": log_group(stack, role), "log_stream_name": f"{{hostname}}{path}"}
+                for path in LOG_FILES[role]]}},
+            "metrics_collected": {"prometheus": {
+                "log_group_name": metrics_log_group(stack),
+                "prometheus_config_path": PROMETHEUS_CONFIG,
+                "emf_processor": {"metric_declaration_dedup": True, "metric_namespace": NAMESPACE,
+                                  "metric_unit": {"wallarm_wstore_request_storage_timeframe_size": "Seconds"},
+                                  "metric_declaration": declarations},
+            }},
+            "force_flush_interval": 15,
+        },
+    }
+    return json.dumps(config, sort_keys=True, indent=1) + "\n"
+
+
+def agent_bundle(stack: str, role: str, node: str, region: str, package_url: str) -> str:
+    """The agent step's stdin: the package to install and the two files to put in place."""
+    return json.dumps({"package_url": package_url,
+                       "files": {AGENT_CONFIG: agent_config(stack, role, region),
+                                 PROMETHEUS_CONFIG: prometheus_config(stack, role, node)}}, sort_keys=True) + "\n"
+
+
+def agent_package_url(region: str, arch: str) -> str:
+    """Amazon's .deb of the agent from the region's own bucket (Debian and Ubuntu package no agent)."""
+    deb_arch = {"x86_64": "amd64", "aarch64": "arm64"}[arch]
+    return (f"https://amazoncloudwatch-agent-{region}.s3.{region}.amazonaws.com/debian/{deb_arch}/latest/"
+            "amazon-cloudwatch-agent.deb")
+
+
+# ---------------------------------------------------------------------------------------------------- alarms
+def _metric(mid: str, name: str, dims: dict[str, str], stat: str, period: int, namespace: str = NAMESPACE,
+            visible: bool = False) -> dict[str, Any]:
+    return {"id": mid, "return_data": visible,
+            "metric": {"namespace": namespace, "metric_name": name, "dimensions": dims, "stat": stat,
+                       "period": period}}
+
+
+def _growth(name: str, metrics: Sequence[str], dims: dict[str, str], period: int) -> list[dict[str, Any]]:
+    """Metric math: how much cumulative gauges grew in a period (a reset to zero counts as no growth)."""
+    queries = [_metric(f"m{i}", m, dims, "Maximum", period) for i, m in enumerate(metrics)]
+    terms = ", ".join(f"DIFF(m{i})" for i in range(len(metrics)))
+    expression = f"MAX([{terms}])" if len(metrics) > 1 else "DIFF(m0)"
+    return queries + [{"id": "growth", "expression": expression, "label": f"{name} growth", "return_data": True}]
+
+
+def alarm_specs(stack: str, region: str, thresholds: dict[str, float], filtering: Sequence[str],
+                postanalytics: Sequence[str], instances: dict[str, str], target_groups: Sequence[tuple[str, str]],
+                load_balancer: Optional[str], certificate_arn: Optional[str]) -> list[dict[str, Any]]:
+    """Every alarm of a stack. `instances`: node -> instance ID; `target_groups`: (name, ARN suffix).
+    Each spec: name, description, kind, and either metric (namespace, name, dims, stat) or queries."""
+    period = int(thresholds["period"])
+    specs: list[dict[str, Any]] = []
+
+    def add(kind: str, name: str, description: str, threshold: float, operator: str, **rest: Any) -> None:
+        specs.append({"kind": kind, "name": f"{stack}-{name}", "description": description, "threshold": threshold,
+                      "operator": operator, "period": rest.pop("period_override", period), "evaluation_periods": rest.pop("evaluation_periods", 1),
+                      "treat_missing_data": rest.pop("treat_missing_data", "notBreaching"), **rest})
+
+    for tg_name, tg in target_groups:
+        add("unhealthy-targets", f"{tg_name}-unhealthy", f"Target group {tg_name}: more than "
+            f"{thresholds['unhealthy']:g} filtering node(s) failed the load balancer's health check",
+            thresholds["unhealthy"], "GreaterThanThreshold", evaluation_periods=2,
+            metric={"namespace": "AWS/NetworkELB", "name": "UnHealthyHostCount", "stat": "Minimum",
+                    "dims": {"TargetGroup": tg, "LoadBalancer": load_balancer or ""}})
+    for node in filtering:
+        dims = {"Stack": stack, "Fleet": "filtering", "Node": node}
+        add("tnt-errors", f"{node}-tnt-errors", f"{node}: tnt_errors grew (requests postanalytics never got)",
+            thresholds["errors"], "GreaterThanThreshold",
+            queries=_growth("tnt_errors", ["wallarm_tnt_errors"], dims, period))
+        add("requests-lost", f"{node}-requests-lost", f"{node}: requests_lost or api_errors grew (requests not "
+            "analysed, or not exported to the Wallarm Cloud)", thresholds["errors"], "GreaterThanThreshold",
+            queries=_growth("lost", ["wallarm_requests_lost", "wallarm_api_errors"], dims, period))
+    for node in postanalytics:
+        dims = {"Stack": stack, "Fleet": "postanalytics", "Node": node}
+        add("wstore-timeframe", f"{node}-wstore-timeframe", f"{node}: wstore holds less than "
+            f"{thresholds['timeframe']:g} s of requests (Wallarm sizes it for 15 minutes)",
+            thresholds["timeframe"], "LessThanThreshold", evaluation_periods=3,
+            metric={"namespace": NAMESPACE, "name": "wallarm_wstore_request_storage_timeframe_size",
+                    "stat": "Minimum", "dims": dims})
+        add("wstore-drops", f"{node}-wstore-drops", f"{node}: wstore dropped requests or hit out-of-memory errors",
+            0, "GreaterThanThreshold", queries=[
+                _metric("d", "wallarm_wstore_request_storage_drops", dims, "Sum", period),
+                _metric("o", "wallarm_wstore_kvstore_oom_errors_total", dims, "Sum", period),
+                {"id": "lost", "expression": "d + o", "label": "drops and OOM errors", "return_data": True}])
+    for role in ("filtering", "postanalytics"):
+        fleet = {"Stack": stack, "Fleet": role}
+        add("memory", f"{role}-memory", f"The fullest {role} node uses more than {thresholds['memory']:g}% of "
+            "its memory", thresholds["memory"], "GreaterThanThreshold", evaluation_periods=3,
+            metric={"namespace": NAMESPACE, "name": "mem_used_percent", "stat": "Maximum", "dims": fleet})
+        add("disk", f"{role}-disk", f"The fullest {role} node's root file system is more than "
+            f"{thresholds['disk']:g}% full", thresholds["disk"], "GreaterThanThreshold",
+            metric={"namespace": NAMESPACE, "name": "disk_used_percent", "stat": "Maximum", "dims": fleet})
+    for node, instance in instances.items():
+        # The recover action restarts the instance on healthy hardware, same ID, address and volume (EC2 user
+        # guide, "Recover your instance"): only for the system check, which is AWS's side.
+        add("status-check", f"{node}-status-check", f"{node}: EC2 system status check failed; the recover action "
+            "moves it to healthy hardware", 0, "GreaterThanThreshold", evaluation_periods=2,
+            treat_missing_data="missing", recover=f"arn:aws:automate:{region}:ec2:recover",
+            metric={"namespace": "AWS/EC2", "name": "StatusCheckFailed_System", "stat": "Maximum",
+                    "dims": {"InstanceId": instance}})
+    if certificate_arn:
+        add("certificate", "certificate-expiry", f"The load balancer's ACM certificate expires in less than "
+            f"{thresholds['certificate_days']:g} days (ACM renews the ones it issued; imported ones need you)",
+            thresholds["certificate_days"], "LessThanThreshold", treat_missing_data="breaching",
+            period_override=86400,
+            metric={"namespace": "AWS/CertificateManager", "name": "DaysToExpiry", "stat": "Minimum",
+                    "dims": {"CertificateArn": certificate_arn}})
+    return specs
+
+
+# ---------------------------------------------------------------------------------------------------- dashboard
+def _search(stack: str, fleet: str, metric: str, stat: str, period: int) -> str:
+    return (f"SEARCH('{{{NAMESPACE},Fleet,Node,Stack}} Stack=\"{stack}\" Fleet=\"{fleet}\" "
+            f"MetricName=\"{metric}\"', '{stat}', {period})")
+
+
+def dashboard_body(stack: str, region: str, target_groups: Sequence[tuple[str, str]],
+                   load_balancer: Optional[str], period: int = 300) -> str:
+    """Per fleet and per node, whatever the fleet's size: SEARCH() expands to every node's series at view time,
+    so the widget count is fixed (a dashboard holds at most 500 widgets)."""
+    widgets: list[dict[str, Any]] = []
+
+    def graph(title: str, metrics: list, y: int, x: int) -> None:
+        widgets.append({"type": "metric", "x": x, "y": y, "width": 12, "height": 6, "properties": {
+            "title": title, "region": region, "view": "timeSeries", "stacked": False, "period": period,
+            "metrics": metrics}})
+
+    def growth(metric: str, fleet: str, label: str) -> list:
+        # Counters exported as gauges: per node DIFF, and the fleet's total as their sum.
+        return [[{"expression": _search(stack, fleet, metric, "Maximum", period), "id": "raw", "visible": False}],
+                [{"expression": "DIFF(raw)", "id": "per_node", "label": f"{label} per node"}],
+                [{"expression": "SUM(DIFF(raw))", "id": "fleet", "label": f"{label}, fleet"}]]
+
+    graph("Requests (filtering)", growth("wallarm_requests", "filtering", "requests"), 0, 0)
+    graph("Attacks (filtering)", growth("wallarm_attacks", "filtering", "attacks"), 0, 12)
+    graph("tnt_errors: requests postanalytics never got", growth("wallarm_tnt_errors", "filtering", "tnt_errors"),
+          6, 0)
+    health = []
+    for name, tg in target_groups:
+        for metric, stat in (("HealthyHostCount", "Maximum"), ("UnHealthyHostCount", "Minimum")):
+            health.append(["AWS/NetworkELB", metric, "TargetGroup", tg, "LoadBalancer", load_balancer or "",
+                           {"stat": stat, "label": f"{name} {metric}"}])
+    graph("Load balancer targets", health, 6, 12)
+    graph("wstore timeframe (s; under 900 breaks the 15-minute rule)",
+          [[{"expression": _search(stack, "postanalytics", "wallarm_wstore_request_storage_timeframe_size",
+                                   "Minimum", period), "id": "timeframe"}]], 12, 0)
+    graph("Memory and disk used (%, the fullest node of each fleet)",
+          [[NAMESPACE, m, "Stack", stack, "Fleet", f, {"stat": "Maximum", "label": f"{f} {m}"}]
+           for f in ("filtering", "postanalytics") for m in HOST_METRICS], 12, 12)
+    return json.dumps({"widgets": widgets}, sort_keys=True)
