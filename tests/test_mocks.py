@@ -123,6 +123,63 @@ ACCEPTED = [
 ]
 
 
+
+# Monitoring (components/monitoring.py): CloudWatch PutMetricAlarm / PutDashboard / CreateLogGroup, IAM CreateRole /
+# CreateInstanceProfile, SNS CreateTopic.
+def alarm(name="a", **kw):
+    args = dict(name=name, comparison_operator="GreaterThanThreshold", evaluation_periods=1, threshold=0,
+                metric_name="CPUUtilization", namespace="AWS/EC2", statistic="Maximum", period=60)
+    args.update(kw)
+    return lambda: aws.cloudwatch.MetricAlarm("alarm", **args)
+
+
+def math_alarm(expression="DIFF(m0)", ids=("m0",), period=300):
+    queries = [aws.cloudwatch.MetricAlarmMetricQueryArgs(id=i, metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+        namespace="Wallarm", metric_name="wallarm_tnt_errors", stat="Maximum", period=period)) for i in ids]
+    queries.append(aws.cloudwatch.MetricAlarmMetricQueryArgs(id="growth", expression=expression, return_data=True))
+    return alarm(metric_name=None, namespace=None, statistic=None, period=None, metric_queries=queries)
+
+
+def dashboard(name="wallarm-dev", widgets=1, pad=0):
+    body = {"widgets": [{"type": "text", "x": 0, "y": 0, "width": 6, "height": 1,
+                         "properties": {"markdown": "x" * pad}} for _ in range(widgets)]}
+    import json
+    return lambda: aws.cloudwatch.Dashboard("dash", dashboard_name=name, dashboard_body=json.dumps(body))
+
+
+TRUST = '{"Version": "2012-10-17", "Statement": []}'
+REFUSED += [
+    ("alarm-name-256", alarm(name="a" * 256), "Member must have length less than or equal to 255"),
+    ("alarm-math-unknown-function", math_alarm("DIF(m0)"), "unknown function DIF"),
+    ("alarm-math-unbalanced", math_alarm("MAX([DIFF(m0), DIFF(m1)]"), "unbalanced brackets"),
+    ("alarm-math-unknown-id", math_alarm("DIFF(m1)"), "unknown metric id m1"),
+    ("alarm-math-uppercase-id", math_alarm("DIFF(M0)", ids=("M0",)), "must start with a lowercase letter"),
+    ("alarm-math-search", math_alarm("SEARCH('{Wallarm,Node} x', 'Maximum', 300)"), "SEARCH is not supported"),
+    ("alarm-period-90", math_alarm(period=90), "period must be 10, 30 or a multiple of 60"),
+    ("alarm-bad-action", alarm(alarm_actions=["arn:aws:automate:eu-central-1:ec2:explode"]), "Invalid arn syntax"),
+    ("dashboard-name-dot", dashboard(name="wallarm.dev"), "DashboardName contains invalid characters"),
+    ("dashboard-name-256", dashboard(name="d" * 256), "DashboardName contains invalid characters"),
+    ("dashboard-501-widgets", dashboard(widgets=501), "at most 500 are allowed"),
+    ("dashboard-body-over-1mb", dashboard(pad=1024 * 1024), "larger than 1 MB"),
+    ("log-group-retention-31", lambda: aws.cloudwatch.LogGroup("g", name="/wallarm/dev", retention_in_days=31),
+     "expected retention_in_days to be one of"),
+    ("role-name-65", lambda: aws.iam.Role("r", name="r" * 65, assume_role_policy=TRUST), "at most 64 characters"),
+    ("role-autoname-over-64", lambda: aws.iam.Role("r" * 60, assume_role_policy=TRUST), "at most 64 characters"),
+    ("profile-name-129", lambda: aws.iam.InstanceProfile("p", name="p" * 129), "at most 128 characters"),
+    ("sns-topic-dot", lambda: aws.sns.Topic("t", name="wallarm.alarms"), "Topic Name"),
+    ("sns-topic-257", lambda: aws.sns.Topic("t", name="t" * 257), "Topic Name"),
+]
+ACCEPTED += [
+    ("alarm-name-255", alarm(name="a" * 255)),
+    ("alarm-math-growth-of-two", math_alarm("MAX([DIFF(m0), DIFF(m1)])", ids=("m0", "m1"))),
+    ("alarm-recover-action", alarm(alarm_actions=["arn:aws:automate:eu-central-1:ec2:recover"])),
+    ("dashboard-500-widgets", dashboard(name="wallarm_dev-1", widgets=500)),
+    ("log-group-retention-30", lambda: aws.cloudwatch.LogGroup("g", name="/wallarm/dev/filtering", retention_in_days=30)),
+    ("role-name-64", lambda: aws.iam.Role("r", name="r" * 64, assume_role_policy=TRUST)),
+    ("profile-name-128", lambda: aws.iam.InstanceProfile("p", name="p" * 128)),
+    ("sns-topic-256", lambda: aws.sns.Topic("t", name="t_-" * 85 + "t")),
+]
+
 @pytest.mark.parametrize("build,words", [(b, w) for _, b, w in REFUSED], ids=[c for c, _, _ in REFUSED])
 def test_mocks_refuse_what_aws_refuses(build, words):
     """Guards against a mock that accepts what the first `pulumi up` would fail on."""

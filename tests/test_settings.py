@@ -101,6 +101,11 @@ BAD = [
     ("unknown-key-far-from-any", {"colour": "blue"}, ["wallarm-postanalytics:colour", "keys under config:"]),
     ("key-under-another-namespace", {"wallarm:wallarmMode": "block"},
      ["wallarm:wallarmMode", "namespace 'wallarm'", "wallarm-postanalytics:wallarmMode"]),
+    ("log-retention-31", {"logRetentionDays": 31}, ["logRetentionDays", "31", "one of 1, 3, 5"]),
+    ("alarm-email-not-an-address", {"alarmEmails": ["ops at example.com"]}, ["alarmEmails", "email address"]),
+    ("alarm-period-90", {"alarmPeriodSeconds": 90}, ["alarmPeriodSeconds", "90", "multiple of 60"]),
+    ("alarm-memory-101", {"alarmMemoryPercent": 101}, ["alarmMemoryPercent", "101", "1 to 100"]),
+    ("alarm-timeframe-0", {"alarmWstoreTimeframeSeconds": 0}, ["alarmWstoreTimeframeSeconds", "60 to 86400"]),
 ]
 
 
