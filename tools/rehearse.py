@@ -11,6 +11,8 @@
    aside), and connects to every `server` of the wallarm_wstore upstream with the CA, certificate and key files
    that the NGINX file names, verifying the server certificate against the address it connects to.
 5. Runs each node's health check against a status service that reports the failed connections as tnt_errors.
+6. Scrapes stand-ins of Wallarm's metrics endpoints with the targets of each node's rendered CloudWatch agent
+   configuration (tools/scrape.py) and lists what it got.
 Prints one table per host (address, steps, files changed and removed, listener or NGINX check, upstream
 connections, health check, result), the warnings again, and a verdict; exits 1 when anything failed. The sandboxes
 are kept, and named, with --keep or after a failure. No cloud, no Pulumi CLI, nothing leaves this machine.
@@ -38,6 +40,7 @@ from components import render
 from tools.nginxconf import STAND_IN_ADDRESS, nginx_test, parse_text, resolved_on_node
 from tools.mocks import ProviderMocks
 from tools.program import Run, run_program, stack_config
+from tools.scrape import check_hosts as scrape_metrics
 from tools.sandbox import Sandbox, replay
 from tools.tlsprobe import StandIn, connect, connect_plain, diagnose
 
@@ -332,6 +335,9 @@ def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], ta
 
         with ThreadPoolExecutor(max_workers=PARALLEL_HOSTS) as pool:
             list(pool.map(check, [h for h in f_hosts if applied[h]]))
+        # Wallarm's metrics endpoints, scraped with each node's rendered agent configuration (tools/scrape.py).
+        scrape_metrics(run, [h for h in pa_hosts + f_hosts if applied[h]], addresses,
+                       {h: sandboxes[h].state for h in sandboxes}, report.row, report.fail)
     finally:
         for stand_in in stand_ins.values():
             stand_in.close()
