@@ -10,7 +10,8 @@ Creates: security groups `firewall-jumphost` and `firewall-deployer` (with a jum
 - The filtering nodes admit port 80 from clientCidrs (the load balancer preserves client addresses), and the
   health check port and the TLS listener's target port (the PROXY protocol carries the client) from the VPC only.
 - Egress is what installation, registration, proxying and wstore need. Security groups cannot filter by host
-  name, so HTTPS to meganode.wallarm.com and the Wallarm API is to any address on 443.
+  name, so HTTPS to meganode.wallarm.com and the Wallarm API is to any address on 443; the same rule carries the
+  CloudWatch agent's package (the region's amazoncloudwatch-agent S3 bucket) and its CloudWatch and Logs endpoints.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def rules(a: FirewallArgs) -> list[Rule]:
     for group in ("filtering", "postanalytics"):
         table += [Rule(group, "ingress", 22, "tcp", p, "SSH from the jump host" if isinstance(p, Group)
                        else f"SSH from admin network {p}") for p in ssh_sources]
-        table.append(Rule(group, "egress", 443, "tcp", WORLD, "HTTPS to the Wallarm installer and API"))
+        table.append(Rule(group, "egress", 443, "tcp", WORLD,
+                          "HTTPS to the Wallarm installer and API, the CloudWatch agent package and CloudWatch"))
     table += [Rule("filtering", "ingress", 80, "tcp", c, f"HTTP from clients {c}") for c in a.client_cidrs]
     table.append(Rule("filtering", "ingress", a.health_check_port, "tcp", a.vpc_cidr,
                       "Load balancer health checks from the VPC"))

@@ -112,6 +112,8 @@ def agent_config(stack: str, role: str, region: str) -> str:
                          "ignore_file_system_types": ["tmpfs", "devtmpfs", "overlay"], "append_dimensions": fleet},
             },
             "aggregation_dimensions": [["Stack", "Fleet"]],
+            # One PutMetricData call per node every 5 minutes, not every minute (500 nodes: $43, not $216 a month).
+            "force_flush_interval": 300,
         },
         "logs": {
             "logs_collected": {"files": {"collect_list": [
