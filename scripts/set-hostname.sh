@@ -35,7 +35,10 @@ write_atomically() {
 
 hosts_text() {
   local name=$1
-  { [[ -f $HOSTS ]] && grep -v -E '^127\.0\.1\.1[[:space:]]' "$HOSTS" || true; printf '127.0.1.1 %s\n' "$name"; }
+  if [[ -f $HOSTS ]]; then
+    grep -v -E '^127\.0\.1\.1[[:space:]]' "$HOSTS" || true
+  fi
+  printf '127.0.1.1 %s\n' "$name"
 }
 
 main() {
