@@ -109,7 +109,7 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("wallarm:index:Monitoring", name, None, opts)
-        self.args = args
+        self.args, self._name = args, name
         child = pulumi.ResourceOptions(parent=self)
         self.topic = None
         if args.settings.alarm_emails:
@@ -147,6 +147,16 @@ class Monitoring(pulumi.ComponentResource):
             hold("lb", a.load_balancer) if a.load_balancer is not None else None, a.certificate_arn)
         real = lambda dims: {k: outputs.get(v, v) for k, v in dims.items()}  # noqa: E731
         notify = [self.topic.arn] if self.topic else []
+        nodes = [n for n, _ in [*a.filtering, *a.postanalytics]]
+
+        def logical(alarm_name: str) -> str:
+            """A node's alarm is named after its kind, then the node (`monitoring-tnt-errors-filtering-3`): siblings
+            that end in their number, as the nodes, so the plan shows a fleet's alarms as one line."""
+            for n in nodes:
+                if alarm_name.startswith(f"{a.stack}-{n}-"):
+                    return f"{self._name}-{alarm_name[len(a.stack) + len(n) + 2:]}-{n}"
+            return f"{self._name}-{alarm_name[len(a.stack) + 1:]}"
+
         alarms = []
         for spec in specs:
             metric = spec.get("metric")
@@ -159,7 +169,7 @@ class Monitoring(pulumi.ComponentResource):
                 for q in spec.get("queries", [])]
             actions = [*notify, *([spec["recover"]] if spec.get("recover") else [])]
             alarms.append(aws.cloudwatch.MetricAlarm(
-                spec["name"], name=spec["name"], alarm_description=spec["description"],
+                logical(spec["name"]), name=spec["name"], alarm_description=spec["description"],
                 comparison_operator=spec["operator"], threshold=spec["threshold"],
                 evaluation_periods=spec["evaluation_periods"], datapoints_to_alarm=spec["evaluation_periods"],
                 treat_missing_data=spec["treat_missing_data"],
