@@ -513,6 +513,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         mode=e.take(_one_of, "wallarmMode", v("wallarmMode"), MODES),
         delay=e.take(_in_range, "deregistrationDelay", v("deregistrationDelay"), 0, 3600),
         root=e.take(_in_range, "rootVolumeGb", v("rootVolumeGb"), 8, 16384),
+        internal=v("loadBalancerInternal"),
     )
     if e.messages:
         raise SettingsError("\n".join(e.messages))
@@ -562,7 +563,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         tls_certificate_arn=certificate,
         health_check_port=health_port,
         health_check_proxy_port=proxy_health_port,
-        load_balancer_internal=bool(v("loadBalancerInternal")),
+        load_balancer_internal=bool(values["internal"]),
         deregistration_delay=values["delay"],
         wait_for_target_health=bool(v("waitForTargetHealth")),
         root_volume_gb=values["root"],
