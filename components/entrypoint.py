@@ -118,7 +118,11 @@ class EntryPoint(pulumi.ComponentResource):
                 listener, load_balancer_arn=lb.arn, port=spec.listener_port, protocol=spec.listener_protocol,
                 certificate_arn=certificate, ssl_policy=TLS_POLICY if certificate else None,
                 default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=group.arn)],
-                tags={"Name": listener}, opts=child)
+                tags={"Name": listener},
+                # An NLB's target group serves one load balancer at a time (CreateListener answers
+                # TargetGroupAssociationLimit otherwise): when the load balancer is replaced (a stack created before it
+                # had its security group), the old listener must go before the new one takes the target group.
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
             self.groups.append((group, spec.port))
         self.dns_name, self.target_group_arn = lb.dns_name, self.groups[0][0].arn
         self.register_outputs({"dnsName": self.dns_name, "targetGroupArn": self.target_group_arn})
