@@ -1,4 +1,4 @@
-"""Firewall: the security groups of the jump host and both fleets, and every rule, from one table.
+"""Firewall: the security groups of the jump host, the load balancer and both fleets, and every rule, from one table.
 
 Creates: security groups `firewall-jumphost` and `firewall-deployer` (with a jump host), `firewall-loadbalancer`,
 `firewall-filtering` and `firewall-postanalytics`, and one SecurityGroupIngressRule / SecurityGroupEgressRule per
@@ -12,7 +12,7 @@ row of `rules()`.
   on 80 (and 443 with the TLS listener), and its egress reaches only the filtering group, on the traffic ports and
   the health ports. The filtering nodes admit those ports only from the load balancer's group, by reference: AWS
   lets a target whose group references the load balancer's group accept its traffic even with client IP
-  preservation on, and its health checks from whatever subnet (secondary CIDR included) it sits in (NLB guide,
+  preservation on, and its health checks from whatever subnet it sits in, a secondary CIDR's too (NLB guide,
   load-balancer-security-groups.md and target-group-register-targets.md "Target security groups").
   So clientCidrs are enforced once, at the load balancer, for 80 and 443 alike; no VPC range opens a node port.
 - Every CIDR list is folded (ipaddress.collapse_addresses) before it becomes rules: fewer rules, same reach.

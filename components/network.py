@@ -120,7 +120,7 @@ class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     """The VPC."""
     vpc_cidr: pulumi.Output[str]
-    """Its IPv4 CIDR (the health check port is open to it only)."""
+    """Its IPv4 CIDR."""
     public_subnet_ids: pulumi.Output[list]
     """Subnets of the load balancer and the jump host."""
 
