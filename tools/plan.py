@@ -50,7 +50,7 @@ import pulumi
 
 from components.settings import SettingsError
 from tools.mocks import ProviderMocks, Recorded
-from tools.program import PROJECT, Run, run_program, stack_config
+from tools.program import PROJECT, Run, StackFileError, run_program, stack_config, stack_file
 
 INSTANCE = "aws:ec2/instance:Instance"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -719,6 +719,13 @@ def _quiet_loop_teardown(unraisable) -> None:
     sys.__unraisablehook__(unraisable)
 
 
+def print_assumed(notes: list[str]) -> None:
+    """What the mocks answered without AWS (tools/assumed.py): the plan is only as true as these."""
+    if notes:
+        print("\nAssumed offline (AWS answers these at deploy):")
+        print("\n".join(f"  {note}" for note in notes))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     summary, _, details = __doc__.partition("\n\n")
     parser = argparse.ArgumentParser(prog="python -m tools.plan", description=summary,
@@ -739,19 +746,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         overrides[key] = _value(value)
     try:
         plan = make_plan(args.stack, overrides)
-    except (SettingsError, FileNotFoundError) as exc:
+    except (SettingsError, FileNotFoundError, StackFileError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - any other failure of the program, said in one line
         print(f"the program fails under the mocks: {exc}", file=sys.stderr)
         return 1
-    print(f"Plan of stack {args.stack} (Pulumi.{args.stack}.yaml{' with ' + ', '.join(args.set) if args.set else ''}), "
+    print(f"Plan of stack {args.stack} ({stack_file(args.stack).name}{' with ' + ', '.join(args.set) if args.set else ''}), "
           f"from the program under the mocks: a new stack, nothing in AWS.\n")
     print("\n".join(plan.tree(args.expand)))
     print("\nWho can reach what\n")
     print("\n".join(reach_lines(plan.stack)))
     for warning in dict.fromkeys(plan.run.warnings):
         print(f"warning: {warning}")
+    print_assumed(plan.run.mocks.assumed)
     if args.svg:
         args.svg.write_text(plan.svg())
         print(f"\nTopology picture: {args.svg}")
