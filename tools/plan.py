@@ -49,6 +49,7 @@ from xml.sax.saxutils import escape
 import pulumi
 
 from components.settings import SettingsError
+from tools.changes import shown_sets
 from tools.mocks import ProviderMocks, Recorded
 from tools.program import PROJECT, Run, StackFileError, run_program, stack_config, stack_file
 
@@ -726,6 +727,26 @@ def print_assumed(notes: list[str]) -> None:
         print("\n".join(f"  {note}" for note in notes))
 
 
+def changes_main(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """--changes: the change preview of tools/changes.py, with this command's exit codes."""
+    from tools import changes
+
+    try:
+        result = changes.preview(args.stack, overrides, args.base)
+    except (FileNotFoundError, StackFileError, ValueError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except changes.ProgramFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(changes.describe(args.stack, args.base, result.commit, args.set) + "\n")
+    print("\n".join(result.lines()))
+    for warning in dict.fromkeys(result.head.warnings):
+        print(f"warning: {warning}")
+    print_assumed(result.head.mocks.assumed)
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     summary, _, details = __doc__.partition("\n\n")
     parser = argparse.ArgumentParser(prog="python -m tools.plan", description=summary,
@@ -737,6 +758,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "namespace (aws:region); JSON values: 6, true, [\"10.0.0.0/8\"]")
     parser.add_argument("--expand", action="store_true", help="show every member of a fleet instead of one line each")
     parser.add_argument("--svg", type=Path, metavar="FILE", help="also write the topology picture to FILE")
+    parser.add_argument("--changes", action="store_true",
+                        help="instead of the plan of a new stack, what the change does to the stack deployed from "
+                             "--base: created, updated, replaced, deleted, the steps that run again, what hurts "
+                             "(tools/changes.py)")
+    parser.add_argument("--base", default="HEAD", metavar="REF",
+                        help="with --changes: the commit whose program and stack file are deployed (default HEAD)")
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -744,6 +771,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not sep or not key:
             parser.error(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key] = _value(value)
+    if args.changes:
+        return changes_main(args, overrides)
     try:
         plan = make_plan(args.stack, overrides)
     except (SettingsError, FileNotFoundError, StackFileError) as exc:
@@ -752,7 +781,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except Exception as exc:  # noqa: BLE001 - any other failure of the program, said in one line
         print(f"the program fails under the mocks: {exc}", file=sys.stderr)
         return 1
-    print(f"Plan of stack {args.stack} ({stack_file(args.stack).name}{' with ' + ', '.join(args.set) if args.set else ''}), "
+    print(f"Plan of stack {args.stack} ({stack_file(args.stack).name}{shown_sets(args.set)}), "
           f"from the program under the mocks: a new stack, nothing in AWS.\n")
     print("\n".join(plan.tree(args.expand)))
     print("\nWho can reach what\n")

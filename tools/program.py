@@ -117,10 +117,12 @@ class _Warnings(logging.Handler):
 
 
 def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = False,
-                secret_keys: Optional[list[str]] = None, mocks: Optional[ProviderMocks] = None) -> Run:
-    """Runs __main__.py once under fresh mocks (or the given ones). A program error is returned in Run.error."""
-    if str(PROJECT_DIR) not in sys.path:
-        sys.path.insert(0, str(PROJECT_DIR))
+                secret_keys: Optional[list[str]] = None, mocks: Optional[ProviderMocks] = None,
+                project_dir: Path = PROJECT_DIR) -> Run:
+    """Runs __main__.py once under fresh mocks (or the given ones). A program error is returned in Run.error.
+    project_dir: another checkout of the program (tools/changes.py runs the base's)."""
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
     mocks = mocks or ProviderMocks(loopback=loopback)
     mocks.learn(config)  # the region, its zones, an existing VPC: from the settings, or assumed and said
     warnings: list[str] = []
@@ -139,7 +141,7 @@ def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = Fal
         real_export = pulumi.export
         pulumi.export = lambda name, value: exported.__setitem__(name, value)
         try:
-            run.namespace.update(runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__"))
+            run.namespace.update(runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"))
         finally:
             pulumi.export = real_export
         names = list(exported)
