@@ -253,8 +253,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
             "aws:lb/targetGroup:TargetGroup": self._arn("targetgroup"),
             "aws:lb/listener:Listener": self._arn("listener"),
             "command:local:Command": self._command,
-            # From the name, not the registration order (which varies): two runs give one address one answer.
-            "aws:ec2/eip:Eip": lambda name, inputs: ({"publicIp": f"198.51.100.{10 + int(self._id('', name)[1:3], 16) % 200}",
+            "aws:ec2/eip:Eip": lambda name, inputs: ({"publicIp": f"198.51.100.{10 + len(self.of_type('aws:ec2/eip:Eip'))}",
                                                       "allocationId": self._id("eipalloc", name)}, None),
             "command:remote:Command": self._command,
             "tls:index/privateKey:PrivateKey": self._private_key,
