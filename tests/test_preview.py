@@ -123,3 +123,14 @@ def test_a_type_the_table_does_not_know_is_update_or_replace():
                                 raw_inputs={**vpc.raw_inputs, "cidrBlock": "10.1.0.0/16"})
     [change] = changes.compare([vpc], [other])
     assert change.op == "update or replace" and change.inputs == {"cidrBlock": "'10.0.0.0/16' => '10.1.0.0/16'"}
+
+
+def test_a_renewal_window_change_updates_certificates_in_place_and_runs_nothing():
+    """Guards against mocks that re-issue a certificate for an input its provider updates in place (the preview
+    would then show a new CA and every step running again)."""
+    before = program_run().mocks.resources
+    result = changes.compare(before, program_run(certEarlyRenewalHours=700).mocks.resources)
+    assert result and {(c.op, c.record.typ.split(":")[1]) for c in result} == {
+        ("update", "index/locallySignedCert"), ("update", "index/selfSignedCert")}, [(c.op, c.record.name) for c in result]
+    assert all(set(c.inputs) == {"earlyRenewalHours"} for c in result)
+    assert changes.hurts(result, before) == []

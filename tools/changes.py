@@ -1,6 +1,6 @@
 """Change preview: what a change does to a deployed stack, from two runs of the program under the mocks.
 
-    python -m tools.plan --stack dev --changes [--base REF] [--set wallarmMode=block ...]
+    venv/bin/python -m tools.plan --stack dev --changes [--base REF] [--set wallarmMode=block ...]
 
 Runs the program twice in one process: on the base (the program and the stack file as committed at REF, default
 HEAD, unpacked with `git archive` into a temporary directory) and on the working tree with the --set overrides.
@@ -273,7 +273,8 @@ def hurts(changes: list[Change], before: list[Recorded]) -> list[str]:
         if r.typ in STEPS and c.op != "create" and c.step == "configure" and c.host.startswith("postanalytics"):
             found.append(f"{c.host}: wstore's configuration runs again and restarts wstore if its files changed: "
                          "what it holds in memory is lost")
-        if r.typ == "tls:index/selfSignedCert:SelfSignedCert" and r.inputs.get("isCaCertificate") and c.op != "create":
+        if r.typ == "tls:index/selfSignedCert:SelfSignedCert" and r.inputs.get("isCaCertificate") and c.op in (
+                "replace", "delete", "update or replace"):
             found.append(f"{r.name}: {c.op}: a new CA: every certificate is issued again, and whoever trusts the "
                          "caCertificate output must take the new one")
     return list(dict.fromkeys(found))
