@@ -28,6 +28,12 @@ Runs the real __main__.py under the project's mocks (tools/program.py) with the 
    instances with the same Role tag as one box with its count, the CIDRs rules name), an arrow from whoever opens
    a connection to whoever accepts it, labelled with the ports; dashed when only one side's rules allow it.
 
+4. Assumed offline: what the mocks answered without AWS (the region's zones, the offers per zone, an existing VPC's
+   CIDR and subnets; tools/assumed.py), one line each.
+With --changes, instead: what the change does to the stack deployed from --base (tools/changes.py): each resource
+created, updated, replaced or deleted with the inputs that differ, the steps that run again per host, the changes
+that hurt.
+
 Exit status: 0 on a plan; 2 when the settings are refused (the program's own sentences are printed) or the stack
 file is missing; 1 when the program fails otherwise. No cloud, no Pulumi CLI, nothing leaves this machine.
 """
