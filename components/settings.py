@@ -431,8 +431,9 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     mutual_tls = bool(v("mutualTls")) if r.given("mutualTls") else tls
     if mutual_tls and not tls:
         e.add(_fail("mutualTls", True, "mutual TLS needs tls true; set mutualTls false or tls true"))
-    versions = {}
-    for key in ("wallarmVersion", "postanalyticsVersion", "filteringVersion"):
+    text = r.value("wallarmVersion")
+    versions = {"wallarmVersion": (text, e.take(_version, "wallarmVersion", text, tls))}
+    for key in ("postanalyticsVersion", "filteringVersion"):
         text = r.optional(key)
         # An unset fleet version is wallarmVersion: its error is wallarmVersion's line, not one line per fleet.
         versions[key] = (text, e.take(_version, key, text, tls)) if text else versions["wallarmVersion"]
