@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import pulumi
 import yaml
 
+from components import awsfacts
+
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 CLOUDS = ("US", "EU", "ME")
@@ -132,10 +134,11 @@ def declared_keys(project_file: Path = PROJECT_FILE) -> dict[str, dict]:
 
 
 def _fail(key: str, value: Any, allowed: str) -> SettingsError:
+    end = "" if allowed.endswith("?") else "."  # a sentence that ends in a question ("did you mean ...?") is one
     if value is None:
-        return SettingsError(f"{key} is not set: {allowed}.")
+        return SettingsError(f"{key} is not set: {allowed}{end}")
     shown = "(secret)" if value == "(secret)" else repr(value)
-    return SettingsError(f"{key} is {shown}: {allowed}.")
+    return SettingsError(f"{key} is {shown}: {allowed}{end}")
 
 
 def _parse(key: str, decl: dict, raw: Any) -> Any:
@@ -259,6 +262,13 @@ def _matching(key: str, value: str, pattern: str, allowed: str) -> str:
     return value
 
 
+def _region(value: str) -> str:
+    try:
+        return awsfacts.check_region(value)
+    except awsfacts.UnknownName as exc:
+        raise _fail("aws:region", value or None, str(exc)) from None
+
+
 def _network(key: str, value: str) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(value, strict=True)
@@ -368,15 +378,21 @@ def aws_instance_shape(instance_type: str) -> Optional[tuple[float, list[str]]]:
         if re.search(r"InvalidInstanceType|does not exist|no matching EC2 Instance Type", text):
             return None
         reason = text.splitlines()[-1] if text else type(exc).__name__
-        if "offline instance type table" in reason:  # the rehearsal's mocks, not AWS
-            raise LookupFailed(reason) from None
+        if "size unknown offline" in reason:  # the mocks (tools/mocks.py), not AWS
+            raise LookupFailed(reason[reason.index("size unknown offline"):].removesuffix(" (instanceType)")) from None
         raise LookupFailed(f"AWS could not be asked about it ({reason}); check the credentials, the "
                            "ec2:DescribeInstanceTypes permission and the region, then run again") from None
     return info.memory_size / 1024, list(info.supported_architectures)
 
 
 def _shape(key: str, instance_type: str, lookup: ShapeLookup) -> InstanceShape:
-    _matching(key, instance_type, r"[a-z][a-z0-9-]*\.[a-z0-9]+", "it must be an EC2 instance type, such as m6i.large")
+    _matching(key, instance_type, r"[a-z][a-z0-9-]*\.[a-z0-9-]+", "it must be an EC2 instance type, such as m6i.large")
+    try:
+        newer = awsfacts.check_instance_type(instance_type)
+    except awsfacts.UnknownName as exc:
+        raise _fail(key, instance_type, str(exc)) from None
+    if newer:
+        pulumi.log.warn(f"{key}: {newer}.")
     try:
         found = lookup(instance_type)
     except LookupFailed as exc:
@@ -406,6 +422,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         config = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     e = _Errors()
     r = _Reader(project, declared_keys(), config, e)
+    e.take(_region, config.get("aws:region") or "")
     v = lambda key: e.take(r.value, key)  # noqa: E731 - one value, its error recorded
 
     token = r.raw.get("wallarmToken")
@@ -426,10 +443,12 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     mutual_tls = bool(v("mutualTls")) if r.given("mutualTls") else tls
     if mutual_tls and not tls:
         e.add(_fail("mutualTls", True, "mutual TLS needs tls true; set mutualTls false or tls true"))
-    versions = {}
-    for key in ("wallarmVersion", "postanalyticsVersion", "filteringVersion"):
-        text = r.optional(key) or r.value("wallarmVersion")
-        versions[key] = (text, e.take(_version, key, text, tls))
+    text = r.value("wallarmVersion")
+    versions = {"wallarmVersion": (text, e.take(_version, "wallarmVersion", text, tls))}
+    for key in ("postanalyticsVersion", "filteringVersion"):
+        text = r.optional(key)
+        # An unset fleet version is wallarmVersion: its error is wallarmVersion's line, not one line per fleet.
+        versions[key] = (text, e.take(_version, key, text, tls)) if text else versions["wallarmVersion"]
     pa_version, f_version = versions["postanalyticsVersion"], versions["filteringVersion"]
     if pa_version[1] and f_version[1] and f_version[1] > pa_version[1]:
         e.add(_fail("filteringVersion", f_version[0], f"it must not be newer than postanalyticsVersion ({pa_version[0]}): "
@@ -443,7 +462,14 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     health_port = e.take(_in_range, "healthCheckPort", v("healthCheckPort"), 1024, 65535)
     proxy_health_port = e.take(_in_range, "healthCheckProxyProtocolPort", v("healthCheckProxyProtocolPort"), 1024, 65535)
     validity = e.take(_in_range, "certValidityHours", v("certValidityHours"), 24, 10 * 8760)
-    renewal = e.take(_in_range, "certEarlyRenewalHours", v("certEarlyRenewalHours"), 0, (validity or 25) - 1)
+    renewal = v("certEarlyRenewalHours")
+    if validity is not None and renewal is not None and renewal >= validity and not r.given("certEarlyRenewalHours"):
+        # The user set the validity only: the default renewal window is not what they got wrong.
+        e.add(_fail("certValidityHours", validity, f"it must be longer than certEarlyRenewalHours ({renewal}, its "
+                                                   f"default); raise it, or set certEarlyRenewalHours below {validity}"))
+        renewal = None
+    else:
+        renewal = e.take(_in_range, "certEarlyRenewalHours", renewal, 0, (validity or 25) - 1)
 
     ssh_public = r.optional("sshPublicKey")
     ssh_private_raw = r.optional("sshPrivateKey")
@@ -502,10 +528,10 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
                                   "unset amiId or choose types of one architecture"))
     arena = e.take(_arena, v("slabAllocArena"), pa_shape) if pa_shape else None
 
-    client = e.take(_cidrs, "clientCidrs", v("clientCidrs") or [], widest=0, at_least_one=True)
-    external = e.take(_cidrs, "externalFilteringCidrs", v("externalFilteringCidrs") or [], widest=WSTORE_WIDEST_PREFIX,
+    client = e.take(_cidrs, "clientCidrs", v("clientCidrs"), widest=0, at_least_one=True)
+    external = e.take(_cidrs, "externalFilteringCidrs", v("externalFilteringCidrs"), widest=WSTORE_WIDEST_PREFIX,
                       at_least_one=False, private_unless=None if mutual_tls else "mutualTls true")
-    ssh = e.take(_cidrs, "sshAllowedCidrs", v("sshAllowedCidrs") or [], widest=SSH_WIDEST_PREFIX, at_least_one=True)
+    ssh = e.take(_cidrs, "sshAllowedCidrs", v("sshAllowedCidrs"), widest=SSH_WIDEST_PREFIX, at_least_one=True)
     upstream_url = v("protectedUpstream")
     upstream = e.take(_upstream, upstream_url) if upstream_url is not None else None
 

@@ -5,37 +5,16 @@ nodes go only where their type is offered, and the VPC's other subnets move noth
 
 from __future__ import annotations
 
-import pulumi
 import pytest
 
 from components import host
 from tests.conftest import program_run
 from tests.helpers import instance_records
+from tools.changes import by_urn, changed  # the change preview (tools.plan --changes) reads changes the same way
 from tools.mocks import ProviderMocks
 from tools.program import run_program, stack_config
 
 STEPS = ("command:remote:Command", "command:remote:CopyToRemote")
-
-
-def comparable(value):
-    """Inputs as the engine compares them: an asset by its content (Asset objects have no equality)."""
-    if isinstance(value, pulumi.Asset):
-        return ("asset", getattr(value, "text", None) or getattr(value, "path", None))
-    if isinstance(value, dict):
-        return {k: comparable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [comparable(v) for v in value]
-    return value
-
-
-def by_urn(run) -> dict[str, dict]:
-    return {r.urn: comparable(r.inputs) for r in run.mocks.resources}
-
-
-def changed(before, after) -> set[str]:
-    """Names of the resources present in both runs whose inputs differ."""
-    a, b = by_urn(before), by_urn(after)
-    return {urn.rsplit("::", 1)[1] for urn in a.keys() & b.keys() if a[urn] != b[urn]}
 
 
 @pytest.fixture

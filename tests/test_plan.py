@@ -244,3 +244,37 @@ def test_a_bad_setting_exits_non_zero_with_the_programs_sentence():
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "wallarmMode" in lines[0] and "'loud'" in lines[0], done.stderr
+
+
+def _plan_text(*sets: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert planmod.main(["--stack", "dev"] + [a for s in sets for a in ("--set", s)]) == 0
+    return out.getvalue()
+
+
+def test_a_region_with_four_zones_plans_on_invented_zones_and_says_so():
+    """Guards against eu-central-1's zones answered for every region (us-east-1 with 4 zones was refused)."""
+    text = _plan_text("aws:region=us-east-1", "availabilityZoneCount=4")
+    assumed = text.split("Assumed offline")[1].splitlines()[1:]
+    assert "  zones of us-east-1: us-east-1a, us-east-1b, us-east-1c, us-east-1d (invented: only AWS knows the " \
+           "region's zones)" in assumed, assumed
+    run = planmod.make_plan("dev", {"aws:region": "us-east-1", "availabilityZoneCount": 4}).run
+    [vpc] = run.mocks.of_type("awsx:ec2:Vpc")
+    assert vpc.inputs["availabilityZoneNames"] == [f"us-east-1{z}" for z in "abcd"]
+    assert all(".us-east-1." in r.outputs["privateDns"] for r in run.mocks.of_type(INSTANCE))
+
+
+def test_an_existing_vpc_with_any_ids_plans_with_the_ids_it_lists_and_says_what_it_assumed():
+    """Guards against `no matching EC2 VPC found`: the mocks knew only the example's IDs."""
+    vpc, public, private = "vpc-0123456789abcdef0", ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"], \
+        ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"]
+    overrides = {"vpcId": vpc, "publicSubnetIds": public, "privateSubnetIds": private}
+    run = planmod.make_plan("dev", overrides).run
+    [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert lb.inputs["subnets"] == public
+    nodes = [r for r in run.mocks.of_type(INSTANCE) if r.inputs["tags"]["Role"] != "jumphost"]
+    assert {r.inputs["subnetId"] for r in nodes} == set(private)
+    assert all(r.inputs.get("vpcId") == vpc for r in run.mocks.of_type(SECURITY_GROUP))
+    assert f"{vpc} has the CIDR 10.0.0.0/16 (vpcCidr" in "\n".join(run.mocks.assumed)
+    assert sum(f"subnet {s} is in" in "\n".join(run.mocks.assumed) for s in public + private) == 4

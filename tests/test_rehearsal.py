@@ -204,3 +204,21 @@ def test_two_rehearsals_at_once_never_share_addresses():
     finally:
         for _, sentinel in held:
             sentinel.close()
+
+
+ANY_VPC = {"vpcId": "vpc-0123456789abcdef0",
+           "publicSubnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"],
+           "privateSubnetIds": ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"]}
+
+
+@pytest.mark.parametrize("overrides,assumed", [
+    ({"aws:region": "us-east-1", "availabilityZoneCount": 4},
+     "zones of us-east-1: us-east-1a, us-east-1b, us-east-1c, us-east-1d (invented"),
+    (ANY_VPC, "subnet subnet-0bbbbbbbbbbbbbbb2 is in eu-central-1b of vpc-0123456789abcdef0 (assumed"),
+], ids=["us-east-1-4-zones", "existing-vpc-any-ids"])
+def test_rehearsal_in_any_region_and_vpc_says_what_it_assumed(overrides, assumed, tmp_path):
+    """Guards against a rehearsal that works only in the example's region and VPC, or that passes off the mocks'
+    inventions (zones, an existing VPC's subnets) as facts."""
+    report = rehearse("dev", overrides, tmp_path)
+    assert report.ok, "\n".join(report.lines)
+    assert any(line.startswith("Assumed offline: ") and assumed in line for line in report.header), report.header

@@ -58,7 +58,7 @@ BAD = [
     ("tls-not-boolean", {"tls": "yes"}, ["tls", "'yes'", "true or false"]),
     ("postanalytics-zero", {"postanalyticsCount": 0}, ["postanalyticsCount", "0", "1 to 50"]),
     ("filtering-zero", {"filteringCount": 0}, ["filteringCount", "0", "1 to 500"]),
-    ("unknown-instance-type", {"postanalyticsInstanceType": "x9.mega"}, ["postanalyticsInstanceType", "'x9.mega'", "does not offer"]),
+    ("unknown-instance-type", {"postanalyticsInstanceType": "x9.mega"}, ["postanalyticsInstanceType", "'x9.mega'", "not an EC2 instance type"]),
     ("malformed-instance-type", {"filteringInstanceType": "large"}, ["filteringInstanceType", "'large'", "instance type"]),
     ("malformed-cidr", {"clientCidrs": ["10.0.0.300/24"]}, ["clientCidrs", "'10.0.0.300/24'", "IPv4 CIDR"]),
     ("cidr-host-bits", {"sshAllowedCidrs": ["10.0.0.5/24"]}, ["sshAllowedCidrs", "'10.0.0.5/24'", "host bits"]),
@@ -114,7 +114,7 @@ BAD = [
     ("certificate-arn", {"tlsCertificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
      ["tlsCertificateArn", "ACM certificate ARN"]),
     ("deregistration-delay", {"deregistrationDelay": 4000}, ["deregistrationDelay", "0 to 3600"]),
-    ("jump-host-type", {"jumpHostInstanceType": "x1.nope"}, ["jumpHostInstanceType", "does not offer"]),
+    ("jump-host-type", {"jumpHostInstanceType": "x1.nope"}, ["jumpHostInstanceType", "'x1.nope'", "x1 comes in 16xlarge, 32xlarge"]),
     ("public-without-private", {"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample me@host"},
      ["sshPrivateKey", "go together"]),
     ("renewal-beyond-validity", {"certValidityHours": 100, "certEarlyRenewalHours": 200},
@@ -124,6 +124,16 @@ BAD = [
     ("unknown-key-far-from-any", {"colour": "blue"}, ["wallarm-postanalytics:colour", "keys under config:"]),
     ("key-under-another-namespace", {"wallarm:wallarmMode": "block"},
      ["wallarm:wallarmMode", "namespace 'wallarm'", "wallarm-postanalytics:wallarmMode"]),
+    ("region-typo", {"aws:region": "eu-central1"}, ["aws:region is 'eu-central1'", "did you mean eu-central-1?"]),
+    ("region-unknown", {"aws:region": "mars-1"}, ["aws:region is 'mars-1'", "not a region of AWS", "us-east-1"]),
+    ("region-missing", {"aws:region": None}, ["aws:region is not set", "pulumi config set aws:region"]),
+    ("region-of-another-partition", {"aws:region": "cn-north-1"}, ["aws:region is 'cn-north-1'", "aws-cn partition"]),
+    ("instance-type-typo", {"filteringInstanceType": "c6i.xlage"},
+     ["filteringInstanceType is 'c6i.xlage'", "did you mean c6i.xlarge?"]),
+    ("instance-type-family-typo", {"postanalyticsInstanceType": "m6ii.large"},
+     ["postanalyticsInstanceType is 'm6ii.large'", "did you mean m6i.large?"]),
+    ("validity-shorter-than-default-renewal", {"certValidityHours": 100},
+     ["certValidityHours is 100", "certEarlyRenewalHours (720, its default)"]),
 ]
 
 
@@ -135,7 +145,8 @@ def test_bad_setting_stops_before_any_resource(overrides, words):
     message = str(run.error)
     for word in words:
         assert word in message, f"message for {overrides} lacks {word!r}: {message}"
-    assert message.count(". ") == 0 and message.endswith("."), f"not one sentence: {message}"
+    assert message.count(". ") == 0 and message.endswith((".", "?")), f"not one sentence: {message}"
+    assert "?." not in message, f"a question closed twice: {message}"
     assert run.mocks.resources == [], f"{len(run.mocks.resources)} resources were registered before the error"
 
 
@@ -290,5 +301,60 @@ def test_a_type_missing_from_the_offline_table_is_not_called_unknown_to_aws():
     run = run_program(stack_config("dev", filteringInstanceType="c6i.24xlarge"))
     assert isinstance(run.error, SettingsError), run.error
     message = str(run.error)
-    assert "filteringInstanceType is 'c6i.24xlarge'" in message and "offline instance type table" in message
+    assert "filteringInstanceType is 'c6i.24xlarge': size unknown offline" in message, message
     assert "does not offer" not in message and "credentials" not in message
+
+
+@pytest.mark.parametrize("overrides,line", [
+    ({"wallarmVersion": "6.1"}, "wallarmVersion is '6.1'"),
+    ({"sshAllowedCidrs": None}, "sshAllowedCidrs is not set"),
+    ({"clientCidrs": "10.0.0.0/8"}, "clientCidrs is '10.0.0.0/8'"),
+])
+def test_one_wrong_value_is_one_line(overrides, line):
+    """Guards against echoes of one mistake: version errors for fleet versions the user never set (they follow
+    wallarmVersion), or a missing list reported again as `is []`."""
+    run = run_program(stack_config("dev", **overrides))
+    assert isinstance(run.error, SettingsError), run.error
+    lines = str(run.error).splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line), lines
+
+
+def test_a_fleet_version_the_user_set_is_checked_on_its_own():
+    """Guards against the one-line rule above hiding a wrong version the user did set."""
+    run = run_program(stack_config("dev", wallarmVersion="6.1", filteringVersion="7"))
+    lines = str(run.error).splitlines()
+    assert [line.split(" is ")[0] for line in lines] == ["wallarmVersion", "filteringVersion"], lines
+
+
+@pytest.mark.parametrize("instance_type", ["m7i-flex.large", "i4i.large"])
+def test_a_real_type_the_offline_table_lacks_is_size_unknown_not_unoffered(instance_type):
+    """Guards against a real EC2 type (botocore's list has it) called "not offered" because the mocks' size table
+    lacks it."""
+    run = run_program(stack_config("dev", postanalyticsInstanceType=instance_type))
+    message = str(run.error)
+    assert f"postanalyticsInstanceType is '{instance_type}': size unknown offline" in message, message
+    assert "does not offer" not in message and "did you mean" not in message
+
+
+def test_a_type_newer_than_the_sdk_is_a_warning_not_a_refusal():
+    """Guards against a type launched after the locked SDK being refused as a typo: the settings warn and ask AWS
+    (here the mocks, which then do not know its size)."""
+    run = run_program(stack_config("dev", filteringInstanceType="c99g.large"))
+    assert any("filteringInstanceType: c99g.large is not in botocore" in w for w in run.warnings), run.warnings
+    assert "size unknown offline" in str(run.error) and "did you mean" not in str(run.error)
+
+
+def test_a_yaml_error_names_the_stack_file_and_line(tmp_path):
+    """Guards against `"<unicode string>", line 33`: the user must learn which file is broken, and where."""
+    stack = tmp_path / "Pulumi.broken.yaml"
+    stack.write_text("config:\n  aws:region: eu-central-1\n  wallarm-postanalytics:clientCidrs: [10.0.0.0/8\n")
+    with pytest.raises(ValueError) as raised:
+        stack_config(str(stack))
+    message = str(raised.value)
+    assert str(stack) in message and "line 4" in message and "<unicode string>" not in message, message
+
+
+def test_a_stack_is_named_by_its_directory_too():
+    """Guards against `--stack examples/prod` failing where `--stack examples/Pulumi.prod.yaml` works."""
+    root = Path(__file__).resolve().parent.parent
+    assert stack_config(str(root / "examples" / "prod")) == stack_config(str(root / "examples" / "Pulumi.prod.yaml"))

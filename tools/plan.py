@@ -28,6 +28,12 @@ Runs the real __main__.py under the project's mocks (tools/program.py) with the 
    instances with the same Role tag as one box with its count, the CIDRs rules name), an arrow from whoever opens
    a connection to whoever accepts it, labelled with the ports; dashed when only one side's rules allow it.
 
+4. Assumed offline: what the mocks answered without AWS (the region's zones, the offers per zone, an existing VPC's
+   CIDR and subnets; tools/assumed.py), one line each.
+With --changes, instead: what the change does to the stack deployed from --base (tools/changes.py): each resource
+created, updated, replaced or deleted with the inputs that differ, the steps that run again per host, the changes
+that hurt.
+
 Exit status: 0 on a plan; 2 when the settings are refused (the program's own sentences are printed) or the stack
 file is missing; 1 when the program fails otherwise. No cloud, no Pulumi CLI, nothing leaves this machine.
 """
@@ -49,8 +55,9 @@ from xml.sax.saxutils import escape
 import pulumi
 
 from components.settings import SettingsError
+from tools.changes import shown_sets
 from tools.mocks import ProviderMocks, Recorded
-from tools.program import PROJECT, Run, run_program, stack_config
+from tools.program import PROJECT, Run, StackFileError, run_program, stack_config, stack_file
 
 INSTANCE = "aws:ec2/instance:Instance"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -733,6 +740,33 @@ def _quiet_loop_teardown(unraisable) -> None:
     sys.__unraisablehook__(unraisable)
 
 
+def print_assumed(notes: list[str]) -> None:
+    """What the mocks answered without AWS (tools/assumed.py): the plan is only as true as these."""
+    if notes:
+        print("\nAssumed offline (AWS answers these at deploy):")
+        print("\n".join(f"  {note}" for note in notes))
+
+
+def changes_main(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """--changes: the change preview of tools/changes.py, with this command's exit codes."""
+    from tools import changes
+
+    try:
+        result = changes.preview(args.stack, overrides, args.base)
+    except (FileNotFoundError, StackFileError, ValueError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except changes.ProgramFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(changes.describe(args.stack, args.base, result.commit, args.set) + "\n")
+    print("\n".join(result.lines()))
+    for warning in dict.fromkeys(result.head.warnings):
+        print(f"warning: {warning}")
+    print_assumed(result.head.mocks.assumed)
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     summary, _, details = __doc__.partition("\n\n")
     parser = argparse.ArgumentParser(prog="venv/bin/python -m tools.plan", description=summary,
@@ -746,6 +780,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "namespace (aws:region); JSON values: 6, true, [\"10.0.0.0/8\"]")
     parser.add_argument("--expand", action="store_true", help="show every member of a fleet instead of one line each")
     parser.add_argument("--svg", type=Path, metavar="FILE", help="also write the topology picture to FILE")
+    parser.add_argument("--changes", action="store_true",
+                        help="instead of the plan of a new stack, what the change does to the stack deployed from "
+                             "--base: created, updated, replaced, deleted, the steps that run again, what hurts "
+                             "(tools/changes.py)")
+    parser.add_argument("--base", default="HEAD", metavar="REF",
+                        help="with --changes: the commit whose program and stack file are deployed (default HEAD)")
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -753,21 +793,24 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not sep or not key:
             parser.error(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key] = _value(value)
+    if args.changes:
+        return changes_main(args, overrides)
     try:
         plan = make_plan(args.stack, overrides)
-    except (SettingsError, FileNotFoundError) as exc:
+    except (SettingsError, FileNotFoundError, StackFileError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - any other failure of the program, said in one line
         print(f"the program fails under the mocks: {exc}", file=sys.stderr)
         return 1
-    print(f"Plan of stack {args.stack} (Pulumi.{args.stack}.yaml{' with ' + ', '.join(args.set) if args.set else ''}), "
+    print(f"Plan of stack {args.stack} ({stack_file(args.stack).name}{shown_sets(args.set)}), "
           f"from the program under the mocks: a new stack, nothing in AWS.\n")
     print("\n".join(plan.tree(args.expand)))
     print("\nWho can reach what\n")
     print("\n".join(reach_lines(plan.stack)))
     for warning in dict.fromkeys(plan.run.warnings):
         print(f"warning: {warning}")
+    print_assumed(plan.run.mocks.assumed)
     if args.svg:
         args.svg.write_text(plan.svg())
         print(f"\nTopology picture: {args.svg}")

@@ -37,7 +37,7 @@ import yaml
 from components import render
 from tools.nginxconf import STAND_IN_ADDRESS, nginx_test, parse_text, resolved_on_node
 from tools.mocks import ProviderMocks
-from tools.program import Run, run_program, stack_config
+from tools.program import Run, StackFileError, run_program, stack_config
 from tools.sandbox import Sandbox, replay
 from tools.tlsprobe import StandIn, connect, connect_plain, diagnose
 
@@ -279,8 +279,15 @@ def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Opti
 def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], tamper: Optional[Tamper],
               net: int) -> Report:
     report, started = Report(), time.monotonic()
-    run = run_program(stack_config(stack, **(overrides or {})), stack=stack,
-                      mocks=ProviderMocks(loopback=True, loopback_net=net))
+    try:
+        config = stack_config(stack, **(overrides or {}))
+    except (FileNotFoundError, StackFileError) as exc:
+        report.ok = False
+        report.failures.append(str(exc))
+        report.header = [f"Loopback rehearsal of stack {stack}: {exc}"]
+        report.render("Result: FAILED: the stack file cannot be read")
+        return report
+    run = run_program(config, stack=stack, mocks=ProviderMocks(loopback=True, loopback_net=net))
     if run.error is not None:
         report.ok = False
         report.failures += [f"the program stops: {line}" for line in str(run.error).splitlines()]
@@ -299,6 +306,7 @@ def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], ta
     report.header = [f"Loopback rehearsal of stack {stack}: {len(pa_hosts)} postanalytics, {len(f_hosts)} filtering, "
                      f"TLS {'on' if tls_on else 'off'}, mutual TLS {'on' if mutual else 'off'}",
                      _topology(run, pa_hosts, f_hosts)]
+    report.header += [f"Assumed offline: {note}" for note in run.mocks.assumed]
     addresses = {r.inputs["tags"]["Node"]: r.outputs["privateIp"] for r in run.mocks.of_type("aws:ec2/instance:Instance")}
     for host in pa_hosts + f_hosts:  # the tables' order, before the hosts run at once
         report.row(host, "address", addresses[host])
