@@ -218,10 +218,15 @@ def filtering_spec(
     ca_cert: Optional[str] = None,
     client_cert: Optional[str] = None,
     client_key: Optional[str] = None,
+    upstream_ca: Optional[str] = None,
 ) -> dict[str, Any]:
     """What one filtering node must look like after NGINX and the installer ran."""
     files = [_file(NGINX_CONF, nginx_conf, "0644")]
     absent = [NGINX_DEFAULT_SITE]  # its `listen 80 default_server` would clash with ours
+    if upstream_ca:
+        files.append(_file(NGINX_UPSTREAM_CA, upstream_ca, "0644"))
+    else:
+        absent.append(NGINX_UPSTREAM_CA)
     if tls:
         files.append(_file(NGINX_CA, ca_cert, "0644"))
     else:

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import pulumi
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
@@ -87,6 +89,8 @@ class Settings:
     filtering_count: int
     filtering: InstanceShape
     protected_upstream: str
+    protected_upstream_ca: Optional[str]
+    """PEM CA certificates for an https:// protectedUpstream; None: the system trust store."""
     client_cidrs: tuple[str, ...]
     external_filtering_cidrs: tuple[str, ...]
     ssh_allowed_cidrs: tuple[str, ...]
@@ -365,6 +369,23 @@ def _upstream(value: str) -> str:
     return value
 
 
+def _upstream_ca(value: str, upstream: Optional[str]) -> str:
+    """PEM certificates NGINX trusts for an https:// protectedUpstream instead of the system trust store."""
+    key = "protectedUpstreamCaCertificate"
+    allowed = ("it must be the PEM text of the CA that signed the application's certificate "
+               "(-----BEGIN CERTIFICATE-----), set with `pulumi config set " + key + " -- \"$(cat ca.pem)\"`")
+    if "PRIVATE KEY" in value:
+        raise SettingsError(f"{key} holds a private key (not shown): {allowed}, and never a key.")
+    try:
+        certificates = x509.load_pem_x509_certificates(value.encode())
+    except ValueError:
+        raise SettingsError(f"{key} is not a readable PEM certificate (not shown): {allowed}.") from None
+    if upstream is not None and urlsplit(upstream).scheme != "https":
+        raise SettingsError(f"{key} is set while protectedUpstream is {upstream!r}: it is used only for an https:// "
+                            "application; unset it or use https://.")
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
+
+
 def _arena(value: str, shape: InstanceShape) -> str:
     if not re.fullmatch(r"\d+(\.\d+)?", value) or float(value) <= 0:
         raise _fail("slabAllocArena", value, "it must be a positive number of GB, an integer or a float with a dot, such as 2.0")
@@ -544,6 +565,8 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     ssh = e.take(_cidrs, "sshAllowedCidrs", v("sshAllowedCidrs") or [], widest=SSH_WIDEST_PREFIX, at_least_one=True)
     upstream_url = v("protectedUpstream")
     upstream = e.take(_upstream, upstream_url) if upstream_url is not None else None
+    upstream_ca_pem = r.optional("protectedUpstreamCaCertificate")
+    upstream_ca = e.take(_upstream_ca, upstream_ca_pem, upstream) if upstream_ca_pem is not None else None
 
     values = dict(
         mode=e.take(_one_of, "wallarmMode", v("wallarmMode"), MODES),
@@ -581,6 +604,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         filtering_count=f_count,
         filtering=f_shape,
         protected_upstream=upstream,
+        protected_upstream_ca=upstream_ca,
         client_cidrs=client,
         external_filtering_cidrs=external,
         ssh_allowed_cidrs=ssh,

@@ -134,3 +134,55 @@ def test_egress_rule_for_a_name_is_any_address():
     """Guards against a host name being mistaken for a literal (security groups cannot filter by name)."""
     assert upstream_target("https://app.internal/base") == (WORLD, 443)
     assert literal_address("app.internal") is None
+
+
+# ---------------------------------------------------------------- protectedUpstreamCaCertificate
+
+from tests.conftest import program_run  # noqa: E402
+from tests.helpers import rogue_pair, spec, spec_file  # noqa: E402
+from components import render  # noqa: E402
+
+
+def test_upstream_ca_is_shipped_and_trusted():
+    """Guards against protectedUpstreamCaCertificate being accepted but never reaching NGINX: the filtering spec
+    carries it as a file, and the proxying server trusts that file (and only it)."""
+    ca_pem = rogue_pair("app CA")[0].decode()
+    run = program_run(protectedUpstream="https://app.internal:8443/base", protectedUpstreamCaCertificate=ca_pem)
+    s = spec(run.mocks, "filtering-0")
+    shipped = spec_file(s, render.NGINX_UPSTREAM_CA)
+    assert shipped["content"] == ca_pem and shipped["mode"] == "0644", shipped
+    conf = spec_file(s, render.NGINX_CONF)["content"]
+    assert f"proxy_ssl_trusted_certificate {render.NGINX_UPSTREAM_CA};" in conf, conf
+    assert "proxy_ssl_verify on;" in conf and "proxy_ssl_name app.internal;" in conf, conf
+    assert render.SYSTEM_TRUST_STORE not in conf
+
+
+def test_without_upstream_ca_the_file_is_absent_and_the_system_store_trusted():
+    """Guards against a CA file left on the node after the setting is removed still being trusted."""
+    run = program_run(protectedUpstream="https://app.internal:8443")
+    s = spec(run.mocks, "filtering-0")
+    assert render.NGINX_UPSTREAM_CA in s["absent"], s["absent"]
+    conf = spec_file(s, render.NGINX_CONF)["content"]
+    assert f"proxy_ssl_trusted_certificate {render.SYSTEM_TRUST_STORE};" in conf, conf
+
+
+@pytest.mark.parametrize("overrides,words", [
+    ({"protectedUpstreamCaCertificate": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"},
+     ["not a readable PEM certificate"]),
+    ({"protectedUpstreamCaCertificate": "hello"}, ["not a readable PEM certificate"]),
+    ({"protectedUpstreamCaCertificate": rogue_pair("x")[1].decode()}, ["private key", "not shown"]),
+    ({"protectedUpstream": "http://10.0.0.10:8080", "protectedUpstreamCaCertificate": rogue_pair("x")[0].decode()},
+     ["only for an https://"]),
+], ids=["garbled", "not-pem", "private-key", "with-http"])
+def test_bad_upstream_ca_is_refused_before_any_resource(overrides, words):
+    """Guards against an unreadable CA failing `nginx -t` on every node, or a pasted key landing in a 0644 file."""
+    overrides = {"protectedUpstream": "https://app.internal", **overrides}
+    run = run_program(stack_config("dev", **overrides))
+    assert isinstance(run.error, SettingsError), f"accepted (error: {run.error!r})"
+    message = str(run.error)
+    assert message.startswith("protectedUpstreamCaCertificate "), message
+    for word in words:
+        assert word in message, message
+    pem = overrides["protectedUpstreamCaCertificate"]
+    assert not [line for line in pem.splitlines() if "-----" not in line and line in message], "the value is echoed"
+    assert run.mocks.resources == []
