@@ -219,8 +219,11 @@ def filtering_spec(
     client_cert: Optional[str] = None,
     client_key: Optional[str] = None,
     upstream_ca: Optional[str] = None,
+    protected_upstream: Optional[str] = None,
 ) -> dict[str, Any]:
-    """What one filtering node must look like after NGINX and the installer ran."""
+    """What one filtering node must look like after NGINX and the installer ran. The application's host is
+    resolved on the node before `nginx -t` and the reload, and refused there if it means this host or the metadata
+    service (a name's addresses are known only to the node's resolver)."""
     files = [_file(NGINX_CONF, nginx_conf, "0644")]
     absent = [NGINX_DEFAULT_SITE]  # its `listen 80 default_server` would clash with ours
     if upstream_ca:
@@ -235,10 +238,12 @@ def filtering_spec(
         files += [_file(NGINX_CLIENT_CERT, client_cert, "0644"), _file(NGINX_CLIENT_KEY, client_key, "0600")]
     else:
         absent += [NGINX_CLIENT_CERT, NGINX_CLIENT_KEY]
+    extra = {"upstream_names": [urlsplit(protected_upstream).hostname]} if protected_upstream else {}
     return {
         "name": name,
         "files": files,
         "absent": absent,
+        **extra,
         # The installer leaves its own (commented) wallarm_wstore_upstream line; ours must be the only live one.
         "unique_directive": {"directive": "wallarm_wstore_upstream", "under": NGINX_DIR, "owner": NGINX_CONF},
         "check": [["nginx", "-t", "-q"]],
