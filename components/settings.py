@@ -366,6 +366,10 @@ def _upstream(value: str) -> str:
         raise _fail(key, value, f"{reason}; {internal}")
     if address.version == 6:
         raise _fail(key, value, "the VPC and its security groups are IPv4 only; give an IPv4 address or a host name")
+    if parts.scheme == "https":
+        # NGINX checks the upstream's certificate with X509_check_host() only: an IP address in it never matches.
+        raise _fail(key, value, "an https:// application is verified by name (NGINX never matches an address in "
+                                "a certificate); give the host name its certificate names")
     return value
 
 

@@ -52,6 +52,8 @@ MALFORMED = [
     ("http://app_1.internal", "letters, digits, dots and hyphens"),
     ("http://%31%32%37.0.0.1", "letters, digits, dots and hyphens"),
     ("http://[2001:db8::10]:8080", "IPv4 only"),
+    ("https://10.0.0.10:8443", "verified by name"),
+    ("https://0x0a00000a", "verified by name"),
 ]
 ALLOWED = ["http://10.0.0.10:8080", "http://app.internal:8080/base", "https://app.example.com/base/",
            "http://0x0a00000a", "http://[::ffff:10.0.0.10]:8080", "http://10.1", "https://APP.internal"]

@@ -239,3 +239,20 @@ def test_https_upstream_trusts_the_system_store_by_default(run, tls_app):
     nginx = run(conf)
     assert nginx.get("/x") == 502
     assert app.paths == []
+
+
+def test_https_upstream_by_address_never_verifies(run, tmp_path):
+    """Why the settings refuse https:// with an IP address: Debian's NGINX checks the upstream's certificate by name
+    only, so even a certificate naming that address (an IP SAN) from the trusted CA is refused (502)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "ip.key"), "-out", str(tmp_path / "ip.crt"), "-subj", "/CN=app",
+                    "-days", "1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "ip.crt", tmp_path / "ip.key")
+    app = App(context)
+    try:
+        nginx = run(_with_ca(_conf(f"https://127.0.0.1:{app.port}", upstream_ca=True), tmp_path / "ip.crt"))
+        assert nginx.get("/x") == 502 and app.paths == []
+        assert 'upstream SSL certificate does not match "127.0.0.1"' in nginx.log.read_text()
+    finally:
+        app.close()
