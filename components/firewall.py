@@ -16,7 +16,6 @@ Creates: security groups `firewall-jumphost` and `firewall-deployer` (with a jum
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from typing import Optional, Sequence, Union
 from urllib.parse import urlsplit
