@@ -330,7 +330,8 @@ def internal_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> O
     if address == METADATA_V4 or address in AWS_IPV6_SERVICES:
         return f"it is {AWS_IPV6_SERVICES.get(address, 'the instance metadata service')} ({address})"
     for attribute, what in (("is_loopback", "loopback"), ("is_link_local", "link-local"),
-                            ("is_unspecified", "unspecified (this host)"), ("is_multicast", "multicast")):
+                            ("is_unspecified", "unspecified (this host)"), ("is_multicast", "multicast"),
+                            ("is_reserved", "reserved (broadcast or class E)")):
         if getattr(address, attribute):
             return f"it is a {what} address ({address})"
     return None

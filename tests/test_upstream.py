@@ -36,6 +36,8 @@ INTERNAL = [
     ("http://169.254.10.1:8080", ["link-local", "169.254.10.1"]),
     ("https://[fe80::1]", ["link-local", "fe80::1"]),
     ("http://224.0.0.1", ["multicast", "224.0.0.1"]),
+    ("http://255.255.255.255", ["reserved", "255.255.255.255"]),
+    ("http://4294967295", ["reserved", "255.255.255.255"]),
     ("http://localhost", ["localhost", "means this host"]),
     ("http://LOCALHOST.:8080", ["localhost", "means this host"]),
     ("http://app.localhost", ["app.localhost", "means this host"]),
@@ -105,13 +107,14 @@ def _spellings(address: ipaddress.IPv4Address) -> list[str]:
             f"[::ffff:{n >> 16:x}:{n & 0xFFFF:x}]"]
 
 
-INTERNAL_NETS = st.sampled_from([ipaddress.IPv4Network(n) for n in ("127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4")])
+INTERNAL_NETS = st.sampled_from([ipaddress.IPv4Network(n) for n in ("127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4",
+                                                                     "240.0.0.0/4")])
 
 
 @given(net=INTERNAL_NETS, offset=st.integers(min_value=0, max_value=2**28 - 1))
 def test_every_spelling_of_an_internal_address_is_refused(net, offset):
-    """Property: whatever spelling the resolver accepts for a loopback, link-local or multicast address, the guard
-    refuses it, and names the address the resolver would connect to."""
+    """Property: whatever spelling the resolver accepts for a loopback, link-local, multicast or reserved address,
+    the guard refuses it, and names the address the resolver would connect to."""
     address = net[offset % net.num_addresses]
     for spelling in _spellings(address):
         host = spelling.strip("[]")
@@ -122,7 +125,8 @@ def test_every_spelling_of_an_internal_address_is_refused(net, offset):
 
 
 @given(address=st.ip_addresses(v=4).filter(lambda a: a.is_private and not (a.is_loopback or a.is_link_local
-                                                                            or a.is_unspecified or a.is_multicast)))
+                                                                            or a.is_unspecified or a.is_multicast
+                                                                            or a.is_reserved)))
 def test_egress_rule_opens_what_the_resolver_connects_to(address):
     """Property: for every spelling of an application address, the filtering nodes' egress rule is that address's
     /32 as inet_aton reads it (never 0.0.0.0/0 for a literal, never another address)."""
