@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 from components import render
 from tools.nginxconf import nginx_binary, without_wallarm
 
-pytestmark = pytest.mark.skipif(not Path("/usr/sbin/nginx").exists() and not __import__("shutil").which("nginx"),
+pytestmark = pytest.mark.skipif(not Path("/usr/sbin/nginx").exists() and not shutil.which("nginx"),
                                 reason="Debian's nginx is not installed (apt-get install nginx-light)")
 
 
