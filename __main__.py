@@ -48,7 +48,8 @@ upstream = pulumi.Output.all(*[p.private_ip for p in postanalytics]).apply(
         render.upstream_servers(ips, s.wstore_port, s.wstore_tls_port, s.tls), s.tls, s.mutual_tls))
 nginx_conf = upstream.apply(
     lambda u: render.render_nginx_conf(u, s.protected_upstream, s.wallarm_mode, s.health_check_port,
-                                       tls_target_port, vpc_cidr, s.health_check_proxy_port))
+                                       tls_target_port, vpc_cidr, s.health_check_proxy_port,
+                                       upstream_ca=s.protected_upstream_ca is not None))
 filtering = [FilteringNode(f"filtering-{i}", node_args(s.filtering.arch, p, [sg["filtering"]]), nginx_conf)
              for i, p in enumerate(network.placements("filtering"))]
 entry = EntryPoint("entrypoint", EntryPointArgs(

@@ -56,7 +56,8 @@ class FilteringNode(pulumi.ComponentResource):
                                            [self.private_ip], [self.instance.private_dns], parent=self)
         return pulumi.Output.all(nginx_conf, ca, cert, key).apply(
             lambda v: render.spec_json(render.filtering_spec(
-                self.name, v[0], s.tls, s.mutual_tls, ca_cert=v[1], client_cert=v[2], client_key=v[3])))
+                self.name, v[0], s.tls, s.mutual_tls, ca_cert=v[1], client_cert=v[2], client_key=v[3],
+                upstream_ca=s.protected_upstream_ca, protected_upstream=s.protected_upstream)))
 
     def install(self, after: Sequence[pulumi.Resource]) -> remote.Command:
         """install (after boot and `after`) -> configure."""

@@ -23,13 +23,14 @@ row of `rules()`.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from typing import Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_aws as aws
+
+from components.settings import literal_address
 
 WORLD = "0.0.0.0/0"
 GROUPS = {
@@ -75,10 +76,10 @@ def upstream_target(url: str) -> tuple[str, int]:
     """CIDR and port that the filtering nodes proxy to; a host name may resolve anywhere."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        return f"{ipaddress.IPv4Address(parts.hostname)}/32", port
-    except ValueError:
-        return WORLD, port
+    # The address as the node's resolver reads the literal (127.1, 0x0a000001, [::ffff:10.0.0.1] ...), so that the
+    # rule opens exactly what NGINX connects to.
+    address = literal_address(parts.hostname)
+    return (f"{address}/32" if address is not None and address.version == 4 else WORLD), port
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,12 +13,15 @@ import difflib
 import ipaddress
 import json
 import re
+import socket
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 import pulumi
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from components import awsfacts
 
@@ -97,6 +100,8 @@ class Settings:
     filtering_count: int
     filtering: InstanceShape
     protected_upstream: str
+    protected_upstream_ca: Optional[str]
+    """PEM CA certificates for an https:// protectedUpstream; None: the system trust store."""
     client_cidrs: tuple[str, ...]
     external_filtering_cidrs: tuple[str, ...]
     ssh_allowed_cidrs: tuple[str, ...]
@@ -311,26 +316,101 @@ def _version(key: str, value: str, tls: bool) -> tuple[int, ...]:
     return parts
 
 
+# Names that mean this host (RFC 6761 `localhost` and its subdomains; the aliases of Debian's and Ubuntu's
+# /etc/hosts) or the metadata service (EC2's DNS answers `instance-data` with 169.254.169.254).
+LOCAL_NAMES = re.compile(r"(.+\.)?localhost|localhost\.localdomain|ip6-[a-z]+|instance-data(\..+)?")
+# AWS's services on link-local addresses also answer on IPv6 at unique-local addresses (not link-local to Python):
+# the instance metadata service (EC2 User Guide, "Instance metadata service endpoint"), the Route 53 Resolver and
+# the time sync service.
+AWS_IPV6_SERVICES = {ipaddress.IPv6Address("fd00:ec2::254"): "the instance metadata service",
+                     ipaddress.IPv6Address("fd00:ec2::253"): "the Route 53 Resolver",
+                     ipaddress.IPv6Address("fd00:ec2::123"): "the time sync service"}
+METADATA_V4 = ipaddress.IPv4Address("169.254.169.254")
+HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?")
+
+
+def literal_address(host: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The address a URL's host part means when it is a literal, as the node's resolver reads it; None for a name.
+
+    NGINX takes a dotted quad itself and hands anything else to getaddrinfo(), and glibc's getaddrinfo() reads
+    every inet_aton() form as an address: 0x7f000001, 2130706433, 127.1, 0, octal (0177.0.0.1) and hex parts. An
+    IPv4-mapped IPv6 address ([::ffff:127.0.0.1]) reaches the IPv4 address it maps, so it is judged as that."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def internal_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Optional[str]:
+    """Why the filtering node must not proxy to this address (this host, or AWS's services), or None."""
+    if address == METADATA_V4 or address in AWS_IPV6_SERVICES:
+        return f"it is {AWS_IPV6_SERVICES.get(address, 'the instance metadata service')} ({address})"
+    for attribute, what in (("is_loopback", "loopback"), ("is_link_local", "link-local"),
+                            ("is_unspecified", "unspecified (this host)"), ("is_multicast", "multicast"),
+                            ("is_reserved", "reserved (broadcast or class E)")):
+        if getattr(address, attribute):
+            return f"it is a {what} address ({address})"
+    return None
+
+
 def _upstream(value: str) -> str:
+    key = "protectedUpstream"
     allowed = "it must be an http:// or https:// URL with a host, such as http://10.0.0.10:8080"
     if re.search(r"[\s;{}'\"$\\]", value):
-        raise _fail("protectedUpstream", value, allowed + ", with no spaces, quotes, $, ;, { or }")
+        raise _fail(key, value, allowed + ", with no spaces, quotes, $, ;, { or }")
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise _fail("protectedUpstream", value, allowed) from None
+        raise _fail(key, value, allowed) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _fail("protectedUpstream", value, allowed)
-    try:
-        address = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        address = ipaddress.ip_address("127.0.0.1") if parts.hostname.lower() == "localhost" else None
-    if address is not None and (address.is_loopback or address.is_link_local or address.is_unspecified
-                                or address.is_multicast):
-        raise _fail("protectedUpstream", value, "it must be the application's address; loopback, link-local "
-                                                "(the instance metadata service), unspecified and multicast addresses are not")
+        raise _fail(key, value, allowed)
+    if parts.query or parts.fragment or "?" in value or "#" in value or "@" in parts.netloc:
+        raise _fail(key, value, allowed + "; a query, a fragment or a user name has no place in it")
+    host = parts.hostname
+    internal = "it must be the application's address, not this host, its link-local range or AWS's metadata service"
+    if host == "unix":
+        raise _fail(key, value, f"it names a Unix socket (NGINX reads http://unix: as a socket path); {internal}")
+    address = literal_address(host)
+    if address is None:
+        if not HOST_NAME.fullmatch(host):
+            raise _fail(key, value, allowed + "; a host name has letters, digits, dots and hyphens")
+        if LOCAL_NAMES.fullmatch(host.rstrip(".")):
+            raise _fail(key, value, f"the name {host.rstrip('.')} means this host or the metadata service; {internal}")
+        return value
+    reason = internal_reason(address)
+    if reason is not None:
+        raise _fail(key, value, f"{reason}; {internal}")
+    if address.version == 6:
+        raise _fail(key, value, "the VPC and its security groups are IPv4 only; give an IPv4 address or a host name")
+    if parts.scheme == "https":
+        # NGINX checks the upstream's certificate with X509_check_host() only: an IP address in it never matches.
+        raise _fail(key, value, "an https:// application is verified by name (NGINX never matches an address in "
+                                "a certificate); give the host name its certificate names")
     return value
+
+
+def _upstream_ca(value: str, upstream: Optional[str]) -> str:
+    """PEM certificates NGINX trusts for an https:// protectedUpstream instead of the system trust store."""
+    key = "protectedUpstreamCaCertificate"
+    allowed = ("it must be the PEM text of the CA that signed the application's certificate "
+               "(-----BEGIN CERTIFICATE-----), set with `pulumi config set " + key + " -- \"$(cat ca.pem)\"`")
+    if "PRIVATE KEY" in value:
+        raise SettingsError(f"{key} holds a private key (not shown): {allowed}, and never a key.")
+    try:
+        certificates = x509.load_pem_x509_certificates(value.encode())
+    except ValueError:
+        raise SettingsError(f"{key} is not a readable PEM certificate (not shown): {allowed}.") from None
+    if upstream is not None and urlsplit(upstream).scheme != "https":
+        raise SettingsError(f"{key} is set while protectedUpstream is {upstream!r}: it is used only for an https:// "
+                            "application; unset it or use https://.")
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
 
 
 def _arena(value: str, shape: InstanceShape) -> str:
@@ -534,6 +614,8 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     ssh = e.take(_cidrs, "sshAllowedCidrs", v("sshAllowedCidrs"), widest=SSH_WIDEST_PREFIX, at_least_one=True)
     upstream_url = v("protectedUpstream")
     upstream = e.take(_upstream, upstream_url) if upstream_url is not None else None
+    upstream_ca_pem = r.optional("protectedUpstreamCaCertificate")
+    upstream_ca = e.take(_upstream_ca, upstream_ca_pem, upstream) if upstream_ca_pem is not None else None
 
     values = dict(
         mode=e.take(_one_of, "wallarmMode", v("wallarmMode"), MODES),
@@ -572,6 +654,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         filtering_count=f_count,
         filtering=f_shape,
         protected_upstream=upstream,
+        protected_upstream_ca=upstream_ca,
         client_cidrs=client,
         external_filtering_cidrs=external,
         ssh_allowed_cidrs=ssh,
