@@ -23,6 +23,7 @@ row of `rules()`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from typing import Optional, Sequence, Union
 from urllib.parse import urlsplit
