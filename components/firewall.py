@@ -9,8 +9,9 @@ Creates: security groups `firewall-jumphost` and `firewall-deployer` (with a jum
   runner's address for one `pulumi up` and closes it after, and Pulumi never manages its rules (no drift).
 - The filtering nodes admit port 80 from clientCidrs (the load balancer preserves client addresses), and the
   health check port and the TLS listener's target port (the PROXY protocol carries the client) from the VPC only.
-- Egress is what installation, registration, proxying and wstore need. Security groups cannot filter by host
-  name, so HTTPS to meganode.wallarm.com and the Wallarm API is to any address on 443.
+- Egress is what installation, registration, proxying, wstore and the distribution's updates (unattended
+  security upgrades, on every host, the jump host included) need. Security groups cannot filter by host name, so
+  HTTP and HTTPS to the mirrors, meganode.wallarm.com and the Wallarm API are to any address on 80 and 443.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ import pulumi
 import pulumi_aws as aws
 
 WORLD = "0.0.0.0/0"
+# What every host needs for its distribution's updates: apt's mirrors (deb.debian.org, security.debian.org, the
+# Ubuntu archive) are plain HTTP (apt checks the signed Release files) on addresses of CDNs that change; some
+# mirrors and the Wallarm installer answer on HTTPS. A security group matches addresses, never host names: it
+# cannot narrow this to the mirrors, nor tell apt's traffic from anything else on 80/443.
+UPDATES = ((80, "HTTP to the package mirrors of the distribution"),
+           (443, "HTTPS to the package mirrors of the distribution"))
 GROUPS = {
     "jumphost": "Wallarm jump host: SSH from the admin networks",
     "deployer": "Wallarm deployer: opened to a CI runner for one deployment, no rules managed by Pulumi",
@@ -99,10 +106,12 @@ def rules(a: FirewallArgs) -> list[Rule]:
     if a.jump_host:
         table += [Rule("jumphost", "ingress", 22, "tcp", c, f"SSH from admin network {c}") for c in a.ssh_allowed_cidrs]
         table += [Rule("jumphost", "egress", 22, "tcp", Group(g), f"SSH to the {g} nodes") for g in ("filtering", "postanalytics")]
+        table += [Rule("jumphost", "egress", port, "tcp", WORLD, text) for port, text in UPDATES]
     for group in ("filtering", "postanalytics"):
         table += [Rule(group, "ingress", 22, "tcp", p, "SSH from the jump host" if isinstance(p, Group)
                        else f"SSH from admin network {p}") for p in ssh_sources]
         table.append(Rule(group, "egress", 443, "tcp", WORLD, "HTTPS to the Wallarm installer and API"))
+        table.append(Rule(group, "egress", 80, "tcp", WORLD, UPDATES[0][1]))
     table += [Rule("filtering", "ingress", 80, "tcp", c, f"HTTP from clients {c}") for c in a.client_cidrs]
     table.append(Rule("filtering", "ingress", a.health_check_port, "tcp", a.vpc_cidr,
                       "Load balancer health checks from the VPC"))
@@ -116,7 +125,6 @@ def rules(a: FirewallArgs) -> list[Rule]:
                   for c in a.external_filtering_cidrs]
         table.append(Rule("filtering", "egress", port, proto, Group("postanalytics"),
                           f"wstore {proto.upper()} to the postanalytics servers"))
-    table.append(Rule("filtering", "egress", 80, "tcp", WORLD, "HTTP to the package mirrors of the distribution"))
     upstream_cidr, upstream_port = upstream_target(a.protected_upstream)
     if not any(r.group == "filtering" and r.direction == "egress" and r.peer in (WORLD, upstream_cidr)
                and r.port == upstream_port for r in table):
