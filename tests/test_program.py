@@ -392,7 +392,9 @@ def test_ssh_user_follows_os(os_name, user):
     """Guards against connecting as a user the image does not have."""
     run = program_run(os=os_name)
     for r in run.mocks.of_type("command:remote:Command"):
-        assert r.inputs["connection"]["user"] == user and r.inputs["connection"]["proxy"]["user"] == user
+        c = r.inputs["connection"]
+        hop = c if r.name.endswith("-sshd") else c["proxy"]  # a node's SSH wait runs on the jump host itself
+        assert c["user"] == user and hop["user"] == user, r.name
     uploads = run.mocks.of_type("command:remote:CopyToRemote")
     assert all(r.inputs["remotePath"].startswith(f"/home/{user}/wallarm-deploy/") for r in uploads)
 
