@@ -2,7 +2,7 @@
 `pulumi up` would re-issue now (inside early_renewal_hours; pulumi-tls's readyForRenewal), and an alarm (exit 1)
 when one ends within --alarm-hours: a deploy that is due but did not happen, before it becomes an outage.
 
-    pulumi stack export --stack prod | python -m tools.certs --alarm-hours 72
+    pulumi stack export --stack prod | venv/bin/python -m tools.certs --alarm-hours 72
 
 Reads only public fields (type, name, validityEndTime, earlyRenewalHours); no secret is decrypted or printed.
 """
