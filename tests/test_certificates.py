@@ -7,7 +7,9 @@ import contextlib
 import datetime
 import io
 import json
+from pathlib import Path
 
+import yaml
 from cryptography import x509
 from hypothesis import given, strategies as st
 
@@ -93,3 +95,12 @@ def test_drift_report_names_what_is_due_and_alarms_before_expiry():
     assert code == 1 and text.count("ALARM") == leaves, text
     code, _ = run({"version": 3, "deployment": {"resources": []}})
     assert code == 0
+
+
+def test_the_drift_check_runs_the_certificate_report():
+    """Guards against a report that exists but that no scheduled run calls."""
+    wf = yaml.safe_load((Path(__file__).resolve().parent.parent / ".github/workflows/drift.yml").read_text())
+    runs = [s.get("run", "") for s in wf["jobs"]["drift"]["steps"]]
+    (step,) = [s for s in wf["jobs"]["drift"]["steps"] if "tools.certs" in s.get("run", "")]
+    assert step["if"] == "always()" and "pulumi stack export" in step["run"] and "--show-secrets" not in step["run"]
+    assert runs.index(step["run"]) == len(runs) - 1
