@@ -26,7 +26,8 @@ class _Dumper(yaml.SafeDumper):
     """Multi-line strings (the key, the file) as literal blocks, as a person would write them."""
 
 
-_Dumper.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None))
+_Dumper.add_representer(
+    str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None))
 
 
 def user_data(role: str, version: str, arch: str, host_key_private: str, host_key_public: str) -> str:

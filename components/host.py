@@ -1,8 +1,9 @@
 """Shared pieces of a host: the EC2 instance and the remote steps that run scripts/ on it.
 
 - The instance's logical name carries a generation: a short hash of what needs a new machine (the installer
-  version, the instance type, an explicit amiId, the placement, the key pair). A new generation is a new resource, created with
-  the inputs the settings name now (the image included), registered and checked before the old one is deleted.
+  version, the instance type, an explicit amiId (jumpHostAmiId for the jump host), the placement, the key pair).
+  A new generation is a new resource, created with the inputs the settings name now (the image included),
+  registered and checked before the old one is deleted.
   Within a generation `ignore_changes=["ami"]` keeps a running node when a newer image is published. (On a
   replacement the engine copies ignored inputs from the old resource, so a replaced instance of the same name
   would boot the old image: the generation makes every intended replacement a creation instead.)

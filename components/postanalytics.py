@@ -1,8 +1,8 @@
 """Postanalytics: one wstore server.
 
-Creates: the EC2 instance (private subnet, no public IP) and its SSH host key; with TLS, its server key, CSR (SANs: its private IP and
-private DNS name) and certificate; remote steps upload -> wait (boot) -> install (all-in-one, mode postanalytics)
--> configure (env.list arena, wstore.yaml and node.yaml keys, certificate files, restart when changed).
+Creates: the EC2 instance (private subnet, no public IP) and its SSH host key; with TLS, its server key, CSR
+(SANs: its private IP and private DNS name) and certificate; remote steps sshd (wait for its SSH banner) ->
+upload -> wait (boot) -> install (all-in-one, mode postanalytics) -> configure (env.list arena, wstore.yaml and node.yaml keys, certificate files, restart when changed).
 The configure step is declared by `configure()`, from components/rollout.py, which says when it runs.
 """
 

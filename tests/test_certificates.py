@@ -70,8 +70,8 @@ def _export(mocks, shift_hours: float = 0) -> dict:
     resources = []
     for r in mocks.of_type(LEAF) + mocks.of_type(CA):
         end = datetime.datetime.fromisoformat(r.outputs["validityEndTime"]) + datetime.timedelta(hours=shift_hours)
-        resources.append({"urn": r.urn, "type": r.typ,
-                          "outputs": {"validityEndTime": end.isoformat(), "earlyRenewalHours": r.inputs["earlyRenewalHours"]}})
+        outputs = {"validityEndTime": end.isoformat(), "earlyRenewalHours": r.inputs["earlyRenewalHours"]}
+        resources.append({"urn": r.urn, "type": r.typ, "outputs": outputs})
     return {"version": 3, "deployment": {"resources": resources}}
 
 
