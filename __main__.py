@@ -30,15 +30,15 @@ sg = firewall.group_ids
 
 def node_args(arch: str, placement, groups: list) -> NodeArgs:
     return NodeArgs(s, images[arch], placement, groups, ssh.key_name, ssh.private_key,
-                    jump.proxy if jump else None, pki)
+                    jump.proxy if jump else None, pki, jump=jump.bastion if jump else None)
 
 
 jump = None
 if s.jump_host:
-    # amiId pins the nodes' image; the jump host always runs the official image of its own architecture.
-    jump = JumpHost("jumphost", NodeArgs(s, lookups.ami(s, s.jump_host.arch, pinned=False),
+    # amiId pins the nodes' image; the jump host runs jumpHostAmiId, or the official image of its own architecture.
+    jump = JumpHost("jumphost", NodeArgs(s, s.jump_host_ami_id or lookups.ami(s, s.jump_host.arch, pinned=False),
                                          network.placements("jumphost")[0], [sg["jumphost"], sg["deployer"]],
-                                         ssh.key_name, ssh.private_key))
+                                         ssh.key_name, ssh.private_key), image=s.jump_host_ami_id)
 
 postanalytics = [Postanalytics(f"postanalytics-{i}", node_args(s.postanalytics.arch, p,
                                                                 [sg["postanalytics"]]))
@@ -69,6 +69,7 @@ pulumi.export("caCertificate", pki.ca_cert_pem if pki else None)
 nodes = [(n.name, n.private_ip) for n in [*postanalytics, *filtering]]
 if jump:
     pulumi.export("jumpHostPublicIp", jump.public_ip)
+    pulumi.export("jumpHostHostKey", jump.host_key)
     pulumi.export("deployerSecurityGroupId", sg["deployer"])
 pulumi.export("sshCommands", pulumi.Output.all(jump.public_ip if jump else None, *[ip for _, ip in nodes]).apply(
     lambda v: {name: (f"ssh -J {s.ssh_user}@{v[0]} " if v[0] else "ssh ") + f"{s.ssh_user}@{ip}"

@@ -16,8 +16,9 @@ row of `rules()`.
   load-balancer-security-groups.md and target-group-register-targets.md "Target security groups").
   So clientCidrs are enforced once, at the load balancer, for 80 and 443 alike; no VPC range opens a node port.
 - Every CIDR list is folded (ipaddress.collapse_addresses) before it becomes rules: fewer rules, same reach.
-- Egress is what installation, registration, proxying and wstore need. Security groups cannot filter by host
-  name, so HTTPS to meganode.wallarm.com and the Wallarm API is to any address on 443.
+- Egress is what installation, registration, proxying, wstore and the distribution's updates (unattended
+  security upgrades, on every host, the jump host included) need. Security groups cannot filter by host name, so
+  HTTP and HTTPS to the mirrors, meganode.wallarm.com and the Wallarm API are to any address on 80 and 443.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ import pulumi_aws as aws
 from components.settings import literal_address
 
 WORLD = "0.0.0.0/0"
+# What every host needs for its distribution's updates: apt's mirrors (deb.debian.org, security.debian.org, the
+# Ubuntu archive) are plain HTTP (apt checks the signed Release files) on addresses of CDNs that change; some
+# mirrors and the Wallarm installer answer on HTTPS. A security group matches addresses, never host names: it
+# cannot narrow this to the mirrors, nor tell apt's traffic from anything else on 80/443.
+UPDATES = ((80, "HTTP to the package mirrors of the distribution"),
+           (443, "HTTPS to the package mirrors of the distribution"))
 GROUPS = {
     "jumphost": "Wallarm jump host: SSH from the admin networks",
     "deployer": "Wallarm deployer: opened to a CI runner for one deployment, no rules managed by Pulumi",
@@ -118,10 +125,12 @@ def rules(a: FirewallArgs) -> list[Rule]:
     if a.jump_host:
         table += [Rule("jumphost", "ingress", 22, "tcp", c, f"SSH from admin network {c}") for c in ssh_cidrs]
         table += [Rule("jumphost", "egress", 22, "tcp", Group(g), f"SSH to the {g} nodes") for g in ("filtering", "postanalytics")]
+        table += [Rule("jumphost", "egress", port, "tcp", WORLD, text) for port, text in UPDATES]
     for group in ("filtering", "postanalytics"):
         table += [Rule(group, "ingress", 22, "tcp", p, "SSH from the jump host" if isinstance(p, Group)
                        else f"SSH from admin network {p}") for p in ssh_sources]
         table.append(Rule(group, "egress", 443, "tcp", WORLD, "HTTPS to the Wallarm installer and API"))
+        table.append(Rule(group, "egress", 80, "tcp", WORLD, UPDATES[0][1]))
     table += [Rule("loadbalancer", "ingress", port, "tcp", c, f"{_LISTENER.get(port, 'TCP')} from clients {c}")
               for port in a.listener_ports for c in fold(a.client_cidrs)]
     for port in dict.fromkeys([*a.traffic_ports, *a.health_ports]):
@@ -138,7 +147,6 @@ def rules(a: FirewallArgs) -> list[Rule]:
                   for c in fold(a.external_filtering_cidrs)]
         table.append(Rule("filtering", "egress", port, proto, Group("postanalytics"),
                           f"wstore {proto.upper()} to the postanalytics servers"))
-    table.append(Rule("filtering", "egress", 80, "tcp", WORLD, "HTTP to the package mirrors of the distribution"))
     upstream_cidr, upstream_port = upstream_target(a.protected_upstream)
     if not any(r.group == "filtering" and r.direction == "egress" and r.peer in (WORLD, upstream_cidr)
                and r.port == upstream_port for r in table):

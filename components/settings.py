@@ -110,6 +110,8 @@ class Settings:
     """Secret Output when an existing key pair is given; None means generate one."""
     os: str
     ami_id: Optional[str]
+    jump_host_ami_id: Optional[str]
+    """None: the jump host boots the newest official image and keeps it; set: a new jump host from this image."""
     vpc_id: Optional[str]
     """None: the program creates the VPC."""
     public_subnet_ids: tuple[str, ...]
@@ -566,6 +568,10 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     ami = r.optional("amiId")
     if ami is not None:
         e.take(_matching, "amiId", ami, r"ami-[0-9a-f]{8,17}", "it must be an AMI ID such as ami-0123456789abcdef0")
+    jump_ami = r.optional("jumpHostAmiId")
+    if jump_ami is not None:
+        e.take(_matching, "jumpHostAmiId", jump_ami, r"ami-[0-9a-f]{8,17}",
+               "it must be an AMI ID such as ami-0123456789abcdef0")
     vpc = r.optional("vpcId")
     if vpc is not None:
         e.take(_matching, "vpcId", vpc, r"vpc-[0-9a-f]{8,17}", "it must be a VPC ID such as vpc-0123456789abcdef0")
@@ -662,6 +668,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         ssh_private_key=pulumi.Output.secret(ssh_private_raw) if ssh_private_raw else None,
         os=os_name,
         ami_id=ami,
+        jump_host_ami_id=jump_ami,
         vpc_id=vpc,
         public_subnet_ids=public,
         private_subnet_ids=private,

@@ -146,11 +146,12 @@ def test_an_internal_load_balancer_sits_in_the_private_subnets():
 
 
 def test_egress_is_limited(variant):
-    """Guards against allow-all egress: only HTTPS, apt's HTTP, wstore, SSH from the jump host, the application."""
+    """Guards against allow-all egress: only HTTPS, apt's HTTP, wstore, SSH from the jump host, the application,
+    and the distribution's updates on 80/443 from every host (the jump host too)."""
     _, overrides, run = variant
     s = _settings(overrides)
     pa = {(r.inputs["fromPort"], r.inputs["ipProtocol"]) for r in _rules(run.mocks, EGRESS, "postanalytics")}
-    assert pa == {(443, "tcp")}
+    assert pa == {(443, "tcp"), (80, "tcp")}
     fl = _rules(run.mocks, EGRESS, "filtering")
     to_wstore = {(r.inputs["fromPort"], r.inputs["ipProtocol"]) for r in fl if r.inputs.get("referencedSecurityGroupId")}
     assert to_wstore == ({(6388, "tcp")} if s["tls"] else {(3313, "tcp"), (3313, "udp")})
@@ -158,7 +159,7 @@ def test_egress_is_limited(variant):
     assert any(r.inputs.get("cidrIpv4") == "10.0.0.10/32" and r.inputs["fromPort"] == 8080 for r in fl), \
         "no egress to the protected application 10.0.0.10:8080"
     jump = {(r.inputs["fromPort"], r.inputs.get("referencedSecurityGroupId")) for r in _rules(run.mocks, EGRESS, "jumphost")}
-    assert jump == {(22, _sg(run.mocks, "filtering")), (22, _sg(run.mocks, "postanalytics"))}
+    assert jump == {(22, _sg(run.mocks, "filtering")), (22, _sg(run.mocks, "postanalytics")), (80, None), (443, None)}
 
 
 def test_no_node_has_a_public_address(variant):
@@ -195,6 +196,9 @@ def test_every_remote_step_goes_through_the_jump_host(variant):
     private = {o["privateIp"] for role in ("postanalytics", "filtering") for o in instances(run.mocks, role).values()}
     for r in steps:
         c = r.inputs["connection"]
+        if r.name.endswith("-sshd"):  # the wait for a node's SSH banner runs on the jump host itself
+            assert c["host"] == eip.outputs["publicIp"] and "proxy" not in c, r.name
+            continue
         assert c["proxy"]["host"] == eip.outputs["publicIp"] and c["proxy"]["user"] == "admin", r.name
         assert c["host"] in private, f"{r.name} dials {c['host']}"
         assert "PRIVATE KEY" in c["proxy"]["privateKey"]
@@ -448,7 +452,9 @@ def test_ssh_user_follows_os(os_name, user):
     """Guards against connecting as a user the image does not have."""
     run = program_run(os=os_name)
     for r in run.mocks.of_type("command:remote:Command"):
-        assert r.inputs["connection"]["user"] == user and r.inputs["connection"]["proxy"]["user"] == user
+        c = r.inputs["connection"]
+        hop = c if r.name.endswith("-sshd") else c["proxy"]  # a node's SSH wait runs on the jump host itself
+        assert c["user"] == user and hop["user"] == user, r.name
     uploads = run.mocks.of_type("command:remote:CopyToRemote")
     assert all(r.inputs["remotePath"].startswith(f"/home/{user}/wallarm-deploy/") for r in uploads)
 

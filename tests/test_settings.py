@@ -71,6 +71,7 @@ BAD = [
     ("missing-upstream", {"protectedUpstream": None}, ["protectedUpstream", "required"]),
     ("os", {"os": "centos-7"}, ["os", "'centos-7'", "debian-12, ubuntu-24.04"]),
     ("ami-format", {"amiId": "ami-xyz"}, ["amiId", "'ami-xyz'", "AMI ID"]),
+    ("jump-ami-format", {"jumpHostAmiId": "ami-xyz;reboot"}, ["jumpHostAmiId", "'ami-xyz;reboot'", "AMI ID"]),
     ("ami-two-arches", {"amiId": "ami-0123456789abcdef0", "filteringInstanceType": "c7g.large"},
      ["amiId", "aarch64", "x86_64"]),
     ("subnets-without-vpc", {"privateSubnetIds": ["subnet-0123456789abcdef0"]}, ["privateSubnetIds", "vpcId"]),
