@@ -20,6 +20,8 @@ Policies (all mandatory):
   port: a load balancer would carry the internet's traffic past every security-group reference.
 - no-all-protocol-egress: no egress rule for every protocol and port; each egress names its port (the program's
   table: SSH, HTTPS, HTTP for the package mirrors, wstore, the protected application).
+- bounded-certificate-lifetimes: a CA certificate valid at most 30 years (three times the longest leaf the settings
+  allow), a leaf at most 10 years: a certificate nobody can revoke must end.
 
 Each rule form is covered: `aws:vpc/securityGroupIngressRule`, the legacy `aws:ec2/securityGroupRule`
 (type ingress), and the inline `ingress` of `aws:ec2/securityGroup` and `aws:ec2/defaultSecurityGroup`.
@@ -255,6 +257,24 @@ def check_egress(args, report_violation) -> None:
                              "(a host that is taken over then reaches only those)")
 
 
+MAX_LEAF_HOURS = 10 * 8760
+MAX_CA_HOURS = 3 * MAX_LEAF_HOURS
+
+
+def check_certificate_lifetimes(args, report_violation) -> None:
+    if args.resource_type not in ("tls:index/selfSignedCert:SelfSignedCert",
+                                  "tls:index/locallySignedCert:LocallySignedCert"):
+        return
+    hours = _get(args.props, "validityPeriodHours")
+    if not isinstance(hours, (int, float)):
+        return
+    ca = _is_true(_get(args.props, "isCaCertificate"))
+    most = MAX_CA_HOURS if ca else MAX_LEAF_HOURS
+    if hours > most:
+        report_violation(f"{'CA' if ca else 'leaf'} certificate valid {int(hours)} hours ({hours / 8760:.0f} years), "
+                         f"longer than {most} ({most // 8760} years); nothing revokes it, so shorten it")
+
+
 # ---- instances and volumes -------------------------------------------------------------------------------
 
 def _role(props) -> str:
@@ -366,4 +386,6 @@ POLICIES = [
                              enforcement_level=_MANDATORY, config_schema=WSTORE_CONFIG),
     ResourceValidationPolicy(name="no-all-protocol-egress", description="Every egress rule names its protocol "
                              "and port.", validate=check_egress, enforcement_level=_MANDATORY),
+    ResourceValidationPolicy(name="bounded-certificate-lifetimes", description="CA certificates at most 30 years, "
+                             "leaves at most 10.", validate=check_certificate_lifetimes, enforcement_level=_MANDATORY),
 ]

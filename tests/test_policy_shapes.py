@@ -1,5 +1,6 @@
 """Shapes the first policies passed, each now caught through pulumi_policy's own analyzer (the helpers of
-tests/test_policy.py): a load balancer in front of SSH or wstore, and egress for every protocol and port."""
+tests/test_policy.py): a load balancer in front of SSH or wstore, egress for every protocol and port, and a CA
+valid 100 years."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ DANGEROUS = [
      {"egress": [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["0.0.0.0/0"]},
                  {"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}]},
      "no-all-protocol-egress", "inline egress #1 allows every protocol"),
+    ("ca-valid-100-years", "tls:index/selfSignedCert:SelfSignedCert",
+     {"isCaCertificate": True, "validityPeriodHours": 876000, "allowedUses": ["cert_signing"]},
+     "bounded-certificate-lifetimes", "CA certificate valid 876000 hours (100 years)"),
+    ("leaf-valid-20-years", "tls:index/locallySignedCert:LocallySignedCert",
+     {"validityPeriodHours": 175200, "allowedUses": ["server_auth"]},
+     "bounded-certificate-lifetimes", "leaf certificate valid 175200 hours (20 years)"),
 ]
 
 NEAR_MISSES = [
@@ -34,6 +41,9 @@ NEAR_MISSES = [
     ("target-group-on-http", TARGET_GROUP, {"port": 80, "protocol": "TCP", "vpcId": "vpc-0123"}),
     ("egress-https", EGRESS, {"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "cidrIpv4": "0.0.0.0/0",
                               "securityGroupId": "sg-1"}),
+    ("ca-valid-30-years", "tls:index/selfSignedCert:SelfSignedCert",
+     {"isCaCertificate": True, "validityPeriodHours": 262800}),
+    ("leaf-valid-10-years", "tls:index/locallySignedCert:LocallySignedCert", {"validityPeriodHours": 87600}),
     ("legacy-ingress-all-is-another-policy", "aws:ec2/securityGroupRule:SecurityGroupRule",
      {"type": "ingress", "protocol": "-1", "fromPort": 0, "toPort": 0, "sourceSecurityGroupId": "sg-2",
       "securityGroupId": "sg-1"}),
@@ -52,5 +62,6 @@ def test_each_shape_is_reported_by_its_policy(case_id, typ, props, policy, words
 def test_near_misses_pass_the_new_policies(case_id, typ, props):
     """Guards against policies that refuse the program's own shapes (HTTP listeners, named egress)."""
     found = [f for f in analyze(typ, props)
-             if f[0] in ("no-load-balancer-path-to-ssh-or-wstore", "no-all-protocol-egress")]
+             if f[0] in ("no-load-balancer-path-to-ssh-or-wstore", "no-all-protocol-egress",
+                         "bounded-certificate-lifetimes")]
     assert not found, f"{case_id}: {found}"
