@@ -54,6 +54,11 @@ EIP_QUOTA_NAME = "EC2-VPC Elastic IPs (L-0263D0A3)"
 RULES_QUOTA = 60
 RULES_QUOTA_NAME = "Inbound or outbound rules per security group (L-0EA8095F)"
 SSH_PORT = 22
+# Integers longer than this are refused before Python converts them (a 5000-digit string raises ValueError).
+MAX_INT_DIGITS = 9
+# Ports that belong to other services on every node (SSH, which the groups open between hosts, and the client
+# listeners): the wstore and health-check ports must be none of them, and differ from each other.
+RESERVED_PORTS = {22: "SSH", 80: "the clients' HTTP", 443: "the clients' HTTPS"}
 # Namespaces other than this project's that a stack file legitimately holds.
 OTHER_NAMESPACES = ("aws", "pulumi", "awsx", "command", "tls")
 
@@ -154,6 +159,13 @@ def _parse(key: str, decl: dict, raw: Any) -> Any:
     if kind == "string":
         return str(raw)
     if kind == "integer":
+        if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) >= 10 ** MAX_INT_DIGITS:
+            raise SettingsError(f"{key} is a number of more than {MAX_INT_DIGITS} digits: it must be a whole number "
+                                f"of at most {MAX_INT_DIGITS} digits.")
+        text = raw.strip() if isinstance(raw, str) else ""
+        if re.fullmatch(r"-?\d+", text) and len(text.lstrip("-")) > MAX_INT_DIGITS:
+            raise SettingsError(f"{key} is a {len(text.lstrip('-'))}-digit number: it must be a whole number of at "
+                                f"most {MAX_INT_DIGITS} digits.")
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
         if isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
@@ -215,7 +227,7 @@ class _Reader:
                     f"{key} is set in plaintext in the stack file: it must be encrypted, set it with "
                     f"`pulumi config set --secret {key} ...` (and remove the plaintext value from git history)."))
         for key in sorted(set(self.raw) - set(decls)):
-            errors.add(_fail(f"{prefix}{key}", self.raw[key] if key not in SECRET_KEYS else "(secret)",
+            errors.add(_fail(f"{prefix}{key}", "(secret)" if _maybe_secret(key, self.raw[key], prefix) else self.raw[key],
                              "it is not a setting of this program" + _did_you_mean(key, decls, prefix)))
         for full in sorted(k for k in stack_config if not k.startswith(prefix)):
             namespace, _, name = full.rpartition(":")
@@ -243,6 +255,15 @@ class _Reader:
         """Empty strings and empty lists mean unset."""
         value = self.value(key)
         return value if value not in ("", []) else None
+
+
+def _maybe_secret(key: str, value: Any, prefix: str) -> bool:
+    """An unknown key whose value must not be printed: encrypted in the stack file, a near miss of a secret key
+    (sshPrivatekey), or a value that looks like key material. The CLI masks only the values it knows are secret."""
+    near = difflib.get_close_matches(key.lower(), [k.lower() for k in SECRET_KEYS], n=1, cutoff=0.6)
+    secret_env = set(pulumi.runtime.get_config_secret_keys_env())
+    return bool(near) or pulumi.runtime.is_config_secret(f"{prefix}{key}") or f"{prefix}{key}" in secret_env \
+        or "PRIVATE KEY" in str(value) or re.search(r"(?i)(token|secret|private|passw)", key) is not None
 
 
 def _did_you_mean(key: str, decls: dict, prefix: str) -> str:
@@ -302,6 +323,12 @@ def _cidrs(key: str, values: list[str], *, widest: int, at_least_one: bool,
             raise _fail(key, value, f"a public range is allowed here only with {private_unless}; "
                                     "use private (RFC 1918) ranges or turn it on")
     unique = tuple(dict.fromkeys(values))
+    nets = list(ipaddress.collapse_addresses(ipaddress.IPv4Network(v) for v in unique))
+    total, most = sum(n.num_addresses for n in nets), 2 ** (32 - widest)
+    if widest > 0 and total > most:
+        raise SettingsError(f"{key} lists {len(unique)} ranges that together span {total:,} addresses "
+                            f"({100 * total / 2 ** 32:.1f}% of IPv4): at most {most:,} (one /{widest}) are allowed "
+                            "here, so list narrower ranges.")
     if len(unique) != len(values):
         repeated = sorted({v for v in values if values.count(v) > 1})
         pulumi.log.warn(f"{key} lists {', '.join(repeated)} more than once; each range is used once.")
@@ -543,6 +570,11 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         e.add(_fail("wstoreTlsPort", wstore_tls_port, f"it must differ from wstorePort ({wstore_port})"))
     health_port = e.take(_in_range, "healthCheckPort", v("healthCheckPort"), 1024, 65535)
     proxy_health_port = e.take(_in_range, "healthCheckProxyProtocolPort", v("healthCheckProxyProtocolPort"), 1024, 65535)
+    # The health ports start at 1024; their collisions with wstore and the traffic ports are _port_collisions'.
+    for key, port in (("wstorePort", wstore_port), ("wstoreTlsPort", wstore_tls_port)):
+        if port in RESERVED_PORTS:
+            e.add(_fail(key, port, f"port {port} belongs to {RESERVED_PORTS[port]} on every node; choose another "
+                                   f"port than {', '.join(map(str, RESERVED_PORTS))}"))
     validity = e.take(_in_range, "certValidityHours", v("certValidityHours"), 24, 10 * 8760)
     renewal = v("certEarlyRenewalHours")
     if validity is not None and renewal is not None and renewal >= validity and not r.given("certEarlyRenewalHours"):
@@ -628,6 +660,8 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         delay=e.take(_in_range, "deregistrationDelay", v("deregistrationDelay"), 0, 3600),
         root=e.take(_in_range, "rootVolumeGb", v("rootVolumeGb"), 8, 16384),
         internal=v("loadBalancerInternal"),
+        # Read before the check below, so that a wrong value is refused rather than read as false.
+        wait=v("waitForTargetHealth"),
     )
     if e.messages:
         raise SettingsError("\n".join(e.messages))
@@ -681,7 +715,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         health_check_proxy_port=proxy_health_port,
         load_balancer_internal=bool(values["internal"]),
         deregistration_delay=values["delay"],
-        wait_for_target_health=bool(v("waitForTargetHealth")),
+        wait_for_target_health=bool(values["wait"]),
         root_volume_gb=values["root"],
     )
     rule_errors = _rules_per_group(settings)

@@ -20,6 +20,12 @@ Policies (all mandatory):
   created (adding it later replaces the load balancer and its DNS name; load-balancer-security-groups.md of the NLB
   guide); without one, client ranges can be enforced only on the targets, and the TLS listener's traffic reaches
   them from the load balancer's own addresses, so nothing can filter clients on 443.
+- no-load-balancer-path-to-ssh-or-wstore: no load-balancer listener or target group on SSH (22) or a wstore
+  port: a load balancer would carry the internet's traffic past every security-group reference.
+- no-all-protocol-egress: no egress rule for every protocol and port; each egress names its port (the program's
+  table: SSH, HTTPS, HTTP for the package mirrors, wstore, the protected application).
+- bounded-certificate-lifetimes: a CA certificate valid at most 30 years (three times the longest leaf the settings
+  allow), a leaf at most 10 years: a certificate nobody can revoke must end.
 
 Each rule form is covered: `aws:vpc/securityGroupIngressRule`, the legacy `aws:ec2/securityGroupRule`
 (type ingress), and the inline `ingress` of `aws:ec2/securityGroup` and `aws:ec2/defaultSecurityGroup`.
@@ -223,6 +229,57 @@ def check_wstore_sources(args, report_violation) -> None:
                              "reference a security group or list narrow ranges")
 
 
+def check_load_balancer_ports(args, report_violation) -> None:
+    if args.resource_type not in ("aws:lb/listener:Listener", "aws:lb/targetGroup:TargetGroup"):
+        return
+    port = _get(args.props, "port")
+    if not isinstance(port, (int, float)):
+        return
+    guarded = {22: "SSH"} | {p: "wstore" for p in wstore_ports(args.get_config())}
+    if int(port) in guarded:
+        kind = "listener" if args.resource_type.endswith("Listener") else "target group"
+        report_violation(f"load-balancer {kind} on port {int(port)} ({guarded[int(port)]}) would carry the clients' "
+                         "traffic to it past every security group; a load balancer serves only the filtering nodes' "
+                         "HTTP ports")
+
+
+def _egress_protocols(args) -> list[tuple[str, Any]]:
+    p, typ = args.props, args.resource_type
+    if typ == "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule":
+        return [("egress rule", _get(p, "ipProtocol"))]
+    if typ == LEGACY_RULE and _get(p, "type") == "egress":
+        return [("security group rule (egress)", _get(p, "protocol"))]
+    if typ in INLINE_GROUPS:
+        return [(f"inline egress #{i}", _get(rule, "protocol")) for i, rule in enumerate(_items(_get(p, "egress")))
+                if rule is not UNKNOWN]
+    return []
+
+
+def check_egress(args, report_violation) -> None:
+    for where, protocol in _egress_protocols(args):
+        if protocol is not UNKNOWN and PROTOCOLS.get(str(protocol).lower()) == "all":
+            report_violation(f"{where} allows every protocol and port; name the protocol and port the hosts need "
+                             "(a host that is taken over then reaches only those)")
+
+
+MAX_LEAF_HOURS = 10 * 8760
+MAX_CA_HOURS = 3 * MAX_LEAF_HOURS
+
+
+def check_certificate_lifetimes(args, report_violation) -> None:
+    if args.resource_type not in ("tls:index/selfSignedCert:SelfSignedCert",
+                                  "tls:index/locallySignedCert:LocallySignedCert"):
+        return
+    hours = _get(args.props, "validityPeriodHours")
+    if not isinstance(hours, (int, float)):
+        return
+    ca = _is_true(_get(args.props, "isCaCertificate"))
+    most = MAX_CA_HOURS if ca else MAX_LEAF_HOURS
+    if hours > most:
+        report_violation(f"{'CA' if ca else 'leaf'} certificate valid {int(hours)} hours ({hours / 8760:.0f} years), "
+                         f"longer than {most} ({most // 8760} years); nothing revokes it, so shorten it")
+
+
 # ---- instances and volumes -------------------------------------------------------------------------------
 
 def _role(props) -> str:
@@ -344,4 +401,11 @@ POLICIES = [
                              "from creation.", validate=check_nlb_security_group, enforcement_level=_MANDATORY),
     ResourceValidationPolicy(name="strong-tls-keys", description="No ECDSA P224 or short RSA keys.",
                              validate=check_keys, enforcement_level=_MANDATORY),
+    ResourceValidationPolicy(name="no-load-balancer-path-to-ssh-or-wstore", description="No load-balancer "
+                             "listener or target group on SSH or a wstore port.", validate=check_load_balancer_ports,
+                             enforcement_level=_MANDATORY, config_schema=WSTORE_CONFIG),
+    ResourceValidationPolicy(name="no-all-protocol-egress", description="Every egress rule names its protocol "
+                             "and port.", validate=check_egress, enforcement_level=_MANDATORY),
+    ResourceValidationPolicy(name="bounded-certificate-lifetimes", description="CA certificates at most 30 years, "
+                             "leaves at most 10.", validate=check_certificate_lifetimes, enforcement_level=_MANDATORY),
 ]

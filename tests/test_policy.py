@@ -227,8 +227,8 @@ SAFE = [
     ("wstore-ipv6-slash48", SG_RULE, rule(fromPort=6388, toPort=6388, cidrIpv4=None, cidrIpv6="2001:db8:1::/48")),
     ("wstore-from-group", SG_RULE, rule(fromPort=6388, toPort=6388, cidrIpv4=None, referencedSecurityGroupId="sg-9")),
     ("egress-everything", "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
-     rule(ipProtocol="-1", fromPort=None, toPort=None, cidrIpv4="0.0.0.0/0")),
-    ("legacy-egress", LEGACY, legacy(type="egress", protocol="-1", cidrBlocks=["0.0.0.0/0"])),
+     rule(ipProtocol="tcp", fromPort=22, toPort=22, cidrIpv4="0.0.0.0/0")),  # all-protocol egress: test_policy_shapes
+    ("legacy-egress", LEGACY, legacy(type="egress", protocol="tcp", cidrBlocks=["0.0.0.0/0"])),
     ("legacy-wstore-from-group", LEGACY, legacy(fromPort=6388, toPort=6388, cidrBlocks=[],
                                                 sourceSecurityGroupId="sg-9")),
     ("inline-wstore-self", GROUP, {"ingress": [{"protocol": "tcp", "fromPort": 6388, "toPort": 6388, "self": True}]}),
