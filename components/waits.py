@@ -135,12 +135,14 @@ def wait_drained(client, props: Mapping[str, Any], settle: float = POLL_SECONDS)
     waiter = client.get_waiter("target_deregistered")
     for t in props["targets"]:
         arn, port, instance = t["targetGroupArn"], int(t["port"]), props["instanceId"]
-        if _state(client, arn, instance, port) in STAYING:
+        state = _state(client, arn, instance, port)
+        if state in STAYING:
             # The attachment was just deleted (it depends on this step) or was never deleted (the node stays).
             # DescribeTargetHealth is eventually consistent: ask once more before concluding that it stays.
             time.sleep(settle)
-            if _state(client, arn, instance, port) in STAYING:
-                continue
+            state = _state(client, arn, instance, port)
+        if state is None or state == "unused" or state in STAYING:
+            continue  # gone (or its group is), or not leaving: nothing to drain
         try:
             waiter.wait(TargetGroupArn=arn, Targets=[{"Id": instance, "Port": port}], WaiterConfig=_config(props))
         except WaiterError as exc:

@@ -160,7 +160,7 @@ def _target_wait(name: str, i: dict) -> Optional[str]:
         if not t or ":targetgroup/" not in str(t.get("targetGroupArn", "")):
             return f"ValidationError: 'targetGroupArn' must be a target group ARN, got {t}"
         if not 1 <= int(t.get("port", 0)) <= 65535:
-            return f"ValidationError: port {t.get('port')} must be from 1 to 65535"
+            return f"ValidationError: port {int(t.get('port', 0))} must be from 1 to 65535"
     if not 1 <= int(i.get("delay", 0)) or not 1 <= int(i.get("maxAttempts", 0)):
         return "a waiter needs a Delay and MaxAttempts of at least 1"
     return None
