@@ -10,13 +10,16 @@ nothing, so turning it off is an update that records "off" and never a delete th
 Why a dynamic provider rather than a script run by local.Command (pulumi/pulumi sdk/python/lib/pulumi/dynamic):
 - it runs as `python -m pulumi.dynamic` from the program's own virtualenv (sdk/python/dist/
   pulumi-resource-pulumi-python) in the project directory (the plugin's cwd is ctx.Pwd, sdk/go/common/resource/
-  plugin/provider_plugin.go), so boto3 is there and no command text holds a machine's path or the AWS CLI;
+  plugin/provider_plugin.go, which is the project root, pkg/engine/project.go getPwdMain), so boto3 is there and
+  no command text holds a machine's path or the AWS CLI;
 - the provider class pickles by reference (`components.waits.TargetWaits`, a module the project directory
   imports), so the state holds no code and no path, and `pulumi destroy` runs today's code;
 - its `configure` receives the whole stack configuration, `aws:` keys included and secrets decrypted
   (pkg/resource/deploy/target.go, GetPackageConfig: "For dynamic providers, we always pass the full
   configuration"): the same settings pulumi-aws reads in the same operation, so the session below is built from
   them, static keys included, and no credential is ever an input, an argument or an output of these resources.
+The cost: that provider serves at most 4 calls at once (its gRPC server's ThreadPoolExecutor(max_workers=4)), so
+many nodes replaced in one run are waited for 4 at a time (the engine's own default is 4 per CPU).
 The dynamic provider ignores custom timeouts (its Create and Delete never read the request's timeout): the waiter's
 Delay and MaxAttempts are the bound; the custom timeouts given here say the same for whoever reads the state.
 """

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import base64
 import datetime
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -19,6 +23,7 @@ from tests.conftest import program_run
 from tests.test_changes import changed
 from tools.program import run_program, stack_config
 
+ROOT = Path(__file__).resolve().parent.parent
 ARN = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/entrypoint-http/0123456789abcdef"
 TLS_ARN = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/entrypoint-https/0123456789abcdef"
 INSTANCE = "i-0123456789abcdef0"
@@ -143,6 +148,18 @@ def test_the_state_holds_a_reference_to_the_provider_not_its_code():
     pickled = base64.b64decode(serialize_provider(waits.TargetWaits()))
     assert b"components.waits" in pickled and b"TargetWaits" in pickled and b"/" not in pickled, pickled
     assert len(pickled) < 100, len(pickled)
+
+
+def test_the_provider_process_finds_the_provider_from_the_project_directory():
+    """Guards against a reference the provider process cannot resolve: it runs `python -m pulumi.dynamic` in the
+    project directory (sys.path[0]) from the project's venv, with no PYTHONPATH, and unpickles the reference there."""
+    pickled = serialize_provider(waits.TargetWaits())
+    code = ("import base64, dill, sys; p = dill.loads(base64.b64decode(sys.argv[1])); "
+            "print(type(p).__module__, type(p).__name__, p.serialize_as_secret_always)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", code, pickled], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["components.waits", "TargetWaits", "False"], done.stderr
 
 
 # ----------------------------------------------------------------------------------------- whose credentials
