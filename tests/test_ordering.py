@@ -92,7 +92,9 @@ def test_a_departing_node_is_drained_before_it_is_terminated(program):
         assert drained.inputs["kind"] == "drain" and drained.inputs["wait"] is True, drained.inputs
         group = mocks.named("entrypoint-http")
         assert drained.inputs["targets"] == [{"targetGroupArn": group.outputs["arn"], "port": 80}], drained.inputs
-    assert not [r.name for r in mocks.resources if r.options.get("deleteBeforeReplace")], \
+    # Listeners are the exception (test below): they are replaced only with the load balancer, never with a node.
+    assert not [r.name for r in mocks.resources if r.options.get("deleteBeforeReplace")
+                and r.typ != "aws:lb/listener:Listener"], \
         "a delete-before-replace would remove the old node before its successor serves"
 
 
@@ -118,3 +120,11 @@ def test_the_cli_drain_step_of_older_stacks_loses_its_delete(program):
         legacy = next(r for r in program.mocks.of_type("command:local:Command") if r.name == f"{node.name}-drain")
         assert not {"create", "update", "delete"} & set(legacy.inputs), legacy.inputs
         assert "triggers" in legacy.options.get("ignoreChanges", []), "a replacement would run the old delete"
+
+
+def test_a_replaced_load_balancer_gets_its_listeners_after_the_old_ones_go(program):
+    """Guards against the cut-over of a stack created before the load balancer had its security group failing
+    half-way: an NLB's target group serves one load balancer at a time (CreateListener answers
+    TargetGroupAssociationLimit), so each listener is deleted before it is created again on the new load balancer."""
+    listeners = program.mocks.of_type("aws:lb/listener:Listener")
+    assert listeners and all(r.options["deleteBeforeReplace"] for r in listeners), [r.name for r in listeners]
