@@ -12,9 +12,10 @@ of the NLB guide), so the 8443 group is checked on healthCheckProxyProtocolPort,
 header, and the plain group on healthCheckPort, whose `listen` does not (NGINX answers 400 to a header it does not
 expect, and to a missing one it does).
 `register()` adds, under a filtering node: its TargetGroupAttachment, declared after the node's health check,
-and a local "in-service" step that waits until the load balancer reports it healthy (AWS CLI where pulumi runs).
+and an "in-service" step that waits until the load balancer reports it healthy (components/waits.py: boto3, with
+the stack's own AWS settings).
 A replaced node is thus registered and healthy before the attachment of the node it replaces is deleted:
-Pulumi deletes replaced and removed resources last. A "drain" step per node waits, when its node goes, until the
+Pulumi deletes replaced and removed resources last. A "drained" step per node waits, when its node goes, until the
 load balancer has drained it (deregistration delay) before the instance is terminated.
 """
 
@@ -25,8 +26,8 @@ from typing import Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
-from pulumi_command import local
 
+from components import waits
 from components.render import HEALTH_PATH
 
 TRAFFIC_PORT = 80
@@ -81,7 +82,7 @@ class EntryPointArgs:
     internal: bool = False
     """An internal load balancer: reached only from inside the VPC (and what is routed to it)."""
     wait_for_health: bool = True
-    """Wait for each registered node to be in service (needs the AWS CLI)."""
+    """Wait for each registered node to be in service, and for each departing one to drain."""
     region: Optional[str] = None
     """The stack's region, for the AWS CLI."""
 
@@ -129,31 +130,19 @@ class EntryPoint(pulumi.ComponentResource):
 
     def register(self, node: str, instance_id: pulumi.Output[str], after: Sequence[pulumi.Resource],
                  parent: pulumi.Resource) -> pulumi.Resource:
-        """Registers a checked node in every target group; returns the last step (the in-service wait, or the
-        attachment)."""
-        region = f" --region {self.args.region}" if self.args.region else ""
-
-        def wait(state: str) -> pulumi.Output[str]:
-            return pulumi.Output.concat(*[
-                part for k, (group, port) in enumerate(self.groups) for part in (
-                    " && " if k else "", f"aws elbv2 wait target-{state}", region, " --target-group-arn ", group.arn,
-                    " --targets Id=", instance_id, f",Port={port}")])
-
-        drain = []
-        if self.args.wait_for_health:
-            # Deleting an attachment deregisters the target and returns at once; the instance would be terminated
-            # with connections still open. This step, deleted after the attachments and before the instance (it
-            # follows the instance, the attachments follow it), waits for the draining to end.
-            drain = [local.Command(
-                f"{node}-drain", add_previous_output_in_env=False, triggers=[instance_id], delete=wait("deregistered"),
-                opts=pulumi.ResourceOptions(parent=parent, custom_timeouts=pulumi.CustomTimeouts(delete="15m")))]
+        """Registers a checked node in every target group; returns the last step, the in-service wait (declared
+        whatever waitForTargetHealth says, so that turning it off is an update, never a stuck delete)."""
+        targets = [waits.Target(group.arn, port) for group, port in self.groups]
+        wait, delay = self.args.wait_for_health, self.args.deregistration_delay
+        # Deleting an attachment deregisters the target and returns at once; the instance would be terminated with
+        # connections still open. This step, deleted after the attachments and before the instance (it follows the
+        # instance, the attachments follow it), waits for the draining to end.
+        drained = waits.TargetWait(f"{node}-drained", "drain", node, instance_id, targets, wait,
+                                   waits.drain_seconds(delay), pulumi.ResourceOptions(parent=parent))
+        waits.retire_cli_drain(node, parent)
         attachments = [aws.lb.TargetGroupAttachment(
             f"{node}-target" + ("" if port == TRAFFIC_PORT else f"-{port}"), target_group_arn=group.arn,
-            target_id=instance_id, port=port, opts=pulumi.ResourceOptions(parent=parent, depends_on=[*after, *drain]))
+            target_id=instance_id, port=port, opts=pulumi.ResourceOptions(parent=parent, depends_on=[*after, drained]))
             for group, port in self.groups]
-        if not self.args.wait_for_health:
-            return attachments[-1]
-        return local.Command(
-            f"{node}-in-service", create=wait("in-service"), add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=attachments,
-                                        custom_timeouts=pulumi.CustomTimeouts(create="15m", update="15m")))
+        return waits.TargetWait(f"{node}-in-service", "in-service", node, instance_id, targets, wait,
+                                waits.IN_SERVICE_SECONDS, pulumi.ResourceOptions(parent=parent, depends_on=attachments))

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import serialization
 
 from components import awsfacts
 
+from components import awsconfig
+
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 CLOUDS = ("US", "EU", "ME")
@@ -524,6 +526,16 @@ def _ids(key: str, values: list[str], kind: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def _waits_honour_aws(wanted: bool, config: dict[str, Any]) -> bool:
+    """The load balancer waits ask the account the AWS provider changes, or do not run: an `aws:` key they cannot
+    honour turns them off with a warning naming it (components/awsconfig.py says which keys)."""
+    problems = awsconfig.unhonoured(awsconfig.aws_settings(config)) if wanted else []
+    for problem in problems:
+        pulumi.log.warn(f"{problem}; waitForTargetHealth is off for this run (no in-service or drain waits), "
+                        "rather than waits that ask another account.")
+    return wanted and not problems
+
+
 def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, Any]] = None) -> Settings:
     """Reads and validates the stack's settings. Raises SettingsError listing every wrong value."""
     project = pulumi.get_project()
@@ -715,7 +727,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         health_check_proxy_port=proxy_health_port,
         load_balancer_internal=bool(values["internal"]),
         deregistration_delay=values["delay"],
-        wait_for_target_health=bool(values["wait"]),
+        wait_for_target_health=_waits_honour_aws(bool(values["wait"]), config),
         root_volume_gb=values["root"],
     )
     rule_errors = _rules_per_group(settings)

@@ -36,6 +36,7 @@ LISTENER = "aws:lb/listener:Listener"
 ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment"
 EIP = "aws:ec2/eip:Eip"
 AWSX_VPC = "awsx:ec2:Vpc"
+DYNAMIC = "pulumi-python:dynamic:Resource"
 
 
 class Refused(Exception):
@@ -184,6 +185,26 @@ def _attachment(name: str, i: dict) -> Optional[str]:
     return None
 
 
+def _target_wait(name: str, i: dict) -> Optional[str]:
+    """components/waits.py's steps: what DescribeTargetHealth refuses, and no credential among the inputs (inputs
+    are stored in the state in plaintext; the provider gets credentials from the stack config, never from here)."""
+    credential = [k for k in i if re.search(r"(?i)access.?key|secret|token|password|credential", k)]
+    if credential:
+        return f"a credential is never an input of a wait step (state is plaintext): {credential}"
+    if i.get("kind") not in ("in-service", "drain"):
+        return f"kind must be in-service or drain, got {i.get('kind')!r}"
+    if not str(i.get("instanceId", "")).startswith("i-"):
+        return f"ValidationError: an instance target group takes instance IDs (i-...), got {i.get('instanceId')!r}"
+    for t in i.get("targets") or [None]:
+        if not t or ":targetgroup/" not in str(t.get("targetGroupArn", "")):
+            return f"ValidationError: 'targetGroupArn' must be a target group ARN, got {t}"
+        if not 1 <= int(t.get("port", 0)) <= 65535:
+            return f"ValidationError: port {int(t.get('port', 0))} must be from 1 to 65535"
+    if not 1 <= int(i.get("delay", 0)) or not 1 <= int(i.get("maxAttempts", 0)):
+        return "a waiter needs a Delay and MaxAttempts of at least 1"
+    return None
+
+
 def _eip(name: str, i: dict) -> Optional[str]:
     if i.get("domain") not in (None, "vpc", "standard"):
         return f'expected domain to be one of ["vpc" "standard"], got {i.get("domain")}'
@@ -226,6 +247,7 @@ RULES: dict[str, list[Callable[[str, dict], Optional[str]]]] = {
     ATTACHMENT: [_attachment],
     EIP: [_eip],
     AWSX_VPC: [_vpc_cidr],
+    DYNAMIC: [_target_wait],
 }
 
 
