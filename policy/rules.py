@@ -451,8 +451,8 @@ def check_private_nodes(args, report_violation) -> None:
     if args.resource_type == LAUNCH_TEMPLATE:
         # A launch template's public IP is per network interface (a string "true"/"false" in pulumi-aws); without
         # one that says "false", the subnet decides at launch, as for an instance with the setting unset.
-        flags = [_get(nic, "associatePublicIpAddress") for nic in _items(_get(args.props, "networkInterfaces"))
-                 if nic is not UNKNOWN]
+        interfaces = _get(args.props, "networkInterfaces")
+        flags = [UNKNOWN if nic is UNKNOWN else _get(nic, "associatePublicIpAddress") for nic in _items(interfaces)]
         if any(_is_true(flag) for flag in flags):
             report_violation(f"{_what(args)} gives its instances a public IP address (network interface "
                              "associatePublicIpAddress true); only the jump host, an instance of its own, may have one")

@@ -76,6 +76,7 @@ import copy  # noqa: E402
 import json  # noqa: E402
 
 import pulumi.runtime.config  # noqa: E402
+from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, UNKNOWN_STRING_VALUE  # noqa: E402
 
 from tests.test_policy import (GROUP, INSTANCE, LEGACY, SG_RULE, _urn, analyze_stack, instance, jump_stack,  # noqa: E402
                                legacy, rule, rules)
@@ -222,6 +223,11 @@ MORE_NEAR_MISSES = [
     ("eip-on-eni-of-jump-host", "stack", eni_stack("jumphost", "instance")),
     ("template-as-the-instances", LAUNCH_TEMPLATE, template()),
     ("template-imds-off", LAUNCH_TEMPLATE, template(metadataOptions={"httpEndpoint": "disabled"})),
+    ("template-not-known-yet", LAUNCH_TEMPLATE, template(networkInterfaces=UNKNOWN_ARRAY_VALUE,
+                                                         blockDeviceMappings=UNKNOWN_ARRAY_VALUE,
+                                                         metadataOptions=UNKNOWN_ARRAY_VALUE)),
+    ("eip-on-eni-not-known-yet", "stack", [{**e, "props": {**e["props"], "networkInterface": UNKNOWN_STRING_VALUE}}
+                                           if e["typ"] == EIP else e for e in eni_stack("jumphost", "instance")]),
 ]
 
 
