@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import random
@@ -36,6 +37,7 @@ import yaml
 
 from components import render
 from tools.nginxconf import STAND_IN_ADDRESS, nginx_test, parse_text, resolved_on_node
+from tools.lbstandin import Traffic
 from tools.mocks import ProviderMocks
 from tools.program import Run, run_program, stack_config
 from tools.sandbox import Sandbox, replay
@@ -268,16 +270,19 @@ def reserve_loopback_network() -> tuple[int, socket.socket]:
 
 
 def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Optional[Path] = None,
-             tamper: Optional[Tamper] = None) -> Report:
+             tamper: Optional[Tamper] = None, privileged: Optional[bool] = None) -> Report:
+    """privileged: run the load balancer stand-in in a namespace with client addresses kept and the firewall
+    enforced (needs root; the default when running as root)."""
     net, sentinel = reserve_loopback_network()
     try:
-        return _rehearse(stack, overrides, workdir, tamper, net)
+        return _rehearse(stack, overrides, workdir, tamper, net,
+                         os.geteuid() == 0 if privileged is None else privileged)
     finally:
         sentinel.close()
 
 
 def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], tamper: Optional[Tamper],
-              net: int) -> Report:
+              net: int, privileged: bool) -> Report:
     report, started = Report(), time.monotonic()
     run = run_program(stack_config(stack, **(overrides or {})), stack=stack,
                       mocks=ProviderMocks(loopback=True, loopback_net=net))
@@ -332,6 +337,8 @@ def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], ta
 
         with ThreadPoolExecutor(max_workers=PARALLEL_HOSTS) as pool:
             list(pool.map(check, [h for h in f_hosts if applied[h]]))
+        traffic = Traffic(run, sandboxes, [h for h in f_hosts if applied[h]], report, net, privileged)
+        _guarded("load balancer", report, traffic.go)
     finally:
         for stand_in in stand_ins.values():
             stand_in.close()
