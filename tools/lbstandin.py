@@ -60,6 +60,8 @@ ATTACK_PATH = "/etc/passwd"
 OUTSIDE_CANDIDATES = ("198.18.0.77", "203.0.113.77", "198.51.100.77", "192.0.2.77", "100.64.0.77")
 """Client addresses to try, in this order, for a client inside and one outside clientCidrs (test ranges)."""
 CLIENT_TIMEOUT = 3.0
+OUTSIDE_TIMEOUT = 1.5
+"""A security group drops what it refuses: the outside client waits this long for nothing."""
 
 TG = "aws:lb/targetGroup:TargetGroup"
 LISTENER = "aws:lb/listener:Listener"
@@ -468,17 +470,18 @@ class Sent:
     seen: Optional[dict] = None
 
 
-def send(lay: Layout, lb: Declared, listener: Listener, client: str, path: str, ca: Optional[bytes]) -> Sent:
+def send(lay: Layout, lb: Declared, listener: Listener, client: str, path: str, ca: Optional[bytes],
+         timeout: float = CLIENT_TIMEOUT) -> Sent:
     sent = Sent(listener, client, path)
     port = lay.port(listener.port)
     source = (client, 0) if lay.privileged else None
     try:
         if listener.protocol == "TLS":
             context = ssl.create_default_context(cadata=ca.decode())
-            conn = http.client.HTTPSConnection(lay.lb, port, timeout=CLIENT_TIMEOUT, source_address=source,
+            conn = http.client.HTTPSConnection(lay.lb, port, timeout=timeout, source_address=source,
                                                context=context)
         else:
-            conn = http.client.HTTPConnection(lay.lb, port, timeout=CLIENT_TIMEOUT, source_address=source)
+            conn = http.client.HTTPConnection(lay.lb, port, timeout=timeout, source_address=source)
         conn.request("GET", path, headers={"Host": lb.dns_name})
         response = conn.getresponse()
         response.read()
@@ -625,9 +628,10 @@ class Traffic:
                     bad.append(f"{t.node} ({t.address}:{t.port}) is unhealthy: health check {how} {_reason(row)}")
             for line in bad:
                 self.fail(f"target group {g.name}: {line}")
-            if not bad:
+            if len(bad) < len(g.targets):
                 healthy.add(g.name)
-                self.report.row(self.host, "health", f"{g.name}: {len(g.targets)}/{len(g.targets)} healthy "
+                up = len(g.targets) - len(bad)
+                self.report.row(self.host, "health", f"{g.name}: {up}/{len(g.targets)} healthy "
                                 f"({how}; every {interval:g} s in AWS, {_ms(interval)} ms here: scaled down "
                                 f"{SCALE}x)")
         return healthy
@@ -638,6 +642,11 @@ class Traffic:
         nodes = {t.address: t.node for g in lb.groups for t in g.targets}
         rows = []
         for listener in lb.listeners:
+            if listener.group.name not in healthy:  # judged above; one request shows that nothing goes through
+                sent = network.call(lambda: send(lay, lb, listener, lay.inside, "/rehearsal/unhealthy", ca))
+                rows.append((listener, "-", "-", "-", f"FAILED: no healthy target in {listener.group.name}: "
+                             f"{sent.answer}"))
+                continue
             n = max(2, len(listener.group.targets))
             paths = [f"/rehearsal/{listener.name}/{i}?q={i}" for i in range(n)] + [ATTACK_PATH]
             for path in paths:
@@ -648,7 +657,8 @@ class Traffic:
                 rows.append(self._judge(listener, sent, seen, base, lb, lay, nodes, healthy))
             if lay.outside:
                 before = len(app.seen)
-                sent = network.call(lambda: send(lay, lb, listener, lay.outside, f"/rehearsal/outside", ca))
+                sent = network.call(lambda: send(lay, lb, listener, lay.outside, "/rehearsal/outside", ca,
+                                                         timeout=OUTSIDE_TIMEOUT))
                 reached = [s for s in app.seen[before:] if lay.outside in (s["x-real-ip"], s["peer"])]
                 result = (f"FAILED: a client outside clientCidrs ({lay.outside}) reached the application" if reached
                           else f"ok: refused ({sent.answer})")

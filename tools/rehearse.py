@@ -284,7 +284,9 @@ def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Opti
 def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], tamper: Optional[Tamper],
               net: int, privileged: bool) -> Report:
     report, started = Report(), time.monotonic()
-    run = run_program(stack_config(stack, **(overrides or {})), stack=stack,
+    # A stack file given by path (examples/Pulumi.prod.yaml) is stack "prod", as `pulumi stack init prod` makes it.
+    name = Path(stack).name.removeprefix("Pulumi.").removesuffix(".yaml") if stack.endswith(".yaml") else stack
+    run = run_program(stack_config(stack, **(overrides or {})), stack=name,
                       mocks=ProviderMocks(loopback=True, loopback_net=net))
     if run.error is not None:
         report.ok = False
