@@ -371,6 +371,14 @@ def haproxy_config(lb: Declared, lay: Layout, cert: Path, stats: Path) -> str:
     return "\n".join(lines)
 
 
+def haproxy_binary() -> str:
+    """Debian's haproxy: on PATH, or in /usr/sbin (not on an ordinary user's PATH)."""
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
+    if found is None:
+        raise FileNotFoundError("haproxy is not installed (Debian: apt-get install haproxy)")
+    return found
+
+
 def throwaway_certificate(address: str, dns_name: str, path: Path) -> bytes:
     """A self-signed certificate for the TLS listener (made now, deleted with the run); returns it in PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -591,7 +599,7 @@ class Traffic:
         self.cleanup.append(lambda: cert.unlink(missing_ok=True))
         stats = workdir / "haproxy.sock"
         (workdir / "haproxy.cfg").write_text(haproxy_config(lb, lay, cert, stats))
-        haproxy = subprocess.Popen(network.argv(["haproxy", "-db", "-f", str(workdir / "haproxy.cfg")]),
+        haproxy = subprocess.Popen(network.argv([haproxy_binary(), "-db", "-f", str(workdir / "haproxy.cfg")]),
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.procs.append(haproxy)
         if not _wait_listening(network, [(lay.lb, lay.port(l.port)) for l in lb.listeners], [haproxy], 10):
