@@ -49,7 +49,7 @@ def test_rehearsal_passes(overrides, tmp_path):
     assert report.connections == pa * f, text
     rows = {host: dict(r) for host, r in report.hosts.items()}
     filtering = [h for h in rows if h.startswith("filtering-")]
-    assert len(filtering) == f and len(rows) == pa + f
+    assert len(filtering) == f and len(rows) == pa + f + 1  # and the load balancer's table
     assert all(rows[h]["health"].startswith("ok: the test attack was counted") for h in filtering), text
     assert all(rows[h]["removed"] == render.NGINX_DEFAULT_SITE for h in filtering), text
     assert [line for line in report.lines if line.strip().startswith("result")] == ["  result    ok"] * (pa + f + 1)

@@ -585,7 +585,11 @@ class Traffic:
             if node not in targets:
                 continue
             address = targets[node].address
-            text = node_conf(self.sandboxes[node].path(render.NGINX_CONF).read_text(), address, lay)
+            try:
+                text = node_conf(self.sandboxes[node].path(render.NGINX_CONF).read_text(), address, lay)
+            except (OSError, UnicodeDecodeError) as exc:  # named in the node's table; its targets stay unhealthy
+                self.report.row(self.host, "nginx", f"no NGINX stand-in for {node}: {type(exc).__name__}")
+                continue
             procs.append(start_nginx(node, text, address, workdir, network))
             listening += [(address, int(m.group(1))) for m in re.finditer(rf"listen\s+{re.escape(address)}:(\d+)",
                                                                            text)]
@@ -603,7 +607,8 @@ class Traffic:
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.procs.append(haproxy)
         if not _wait_listening(network, [(lay.lb, lay.port(l.port)) for l in lb.listeners], [haproxy], 10):
-            self.fail(f"HAProxy did not start: {haproxy.stderr.read().decode().strip() if haproxy.poll() is not None else 'not listening'}")
+            exited = haproxy.poll() is not None
+            self.fail(f"HAProxy did not start: {haproxy.stderr.read().decode().strip() if exited else 'not listening'}")
             return
         if self.privileged:  # once everything listens (the readiness probes come from addresses it would refuse)
             ruleset, enforced = nft_ruleset(self.run, lb, lay)

@@ -11,9 +11,16 @@
    aside), and connects to every `server` of the wallarm_wstore upstream with the CA, certificate and key files
    that the NGINX file names, verifying the server certificate against the address it connects to.
 5. Runs each node's health check against a status service that reports the failed connections as tnt_errors.
+6. Puts a load balancer stand-in (HAProxy, tools/lbstandin.py) generated from the declared listeners, target groups
+   and attachments in front of real NGINX servers run from each node's NGINX file, with health checks as AWS sends
+   them (intervals scaled down, the factor printed), and sends requests and the test attack through every listener
+   to an application stand-in that records what arrives. As root, in a network namespace of its own: client
+   addresses kept, and the security groups enforced with nftables (a client outside clientCidrs must be refused).
 Prints one table per host (address, steps, files changed and removed, listener or NGINX check, upstream
-connections, health check, result), the warnings again, and a verdict; exits 1 when anything failed. The sandboxes
-are kept, and named, with --keep or after a failure. No cloud, no Pulumi CLI, nothing leaves this machine.
+connections, health check, result), one for the load balancer (health per target group, firewall, and what went
+through it: listener, target, path seen, client address seen, result), the warnings again, and a verdict; exits 1
+when anything failed. The sandboxes are kept, and named, with --keep or after a failure. No cloud, no Pulumi CLI,
+nothing leaves this machine (the load balancer's traffic stays on loopback, in its own namespace as root).
 """
 
 from __future__ import annotations
@@ -340,6 +347,7 @@ def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], ta
         with ThreadPoolExecutor(max_workers=PARALLEL_HOSTS) as pool:
             list(pool.map(check, [h for h in f_hosts if applied[h]]))
         traffic = Traffic(run, sandboxes, [h for h in f_hosts if applied[h]], report, net, privileged)
+        # The load balancer's table, after the hosts'.
         _guarded("load balancer", report, traffic.go)
     finally:
         for stand_in in stand_ins.values():
