@@ -1,7 +1,7 @@
 """Benchmark: how long the real program takes under the mocks, by stack size, and whether it stays within AWS's
 default quotas at that size.
 
-    python -m tools.benchmark [--runs 1] [--sizes 1x2,2x3,4x196,10x500] [--no-rehearsal]
+    venv/bin/python -m tools.benchmark [--runs 1] [--sizes 1x2,2x3,4x196,10x500] [--no-rehearsal]
 
 Each size is POSTANALYTICSxFILTERING (the jump host comes on top). Columns:
   stack        the size measured
@@ -50,7 +50,8 @@ def measure(pa: int, f: int, runs: int) -> tuple[int, float, float, int]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.benchmark", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="venv/bin/python -m tools.benchmark",
+                                     description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1, help="runs per size (default 1); the median is reported")
     parser.add_argument("--sizes", default="1x2,2x3,4x196,10x500",

@@ -1,6 +1,6 @@
 """Plan: what a stack would create, who can reach what, and a picture of it, before any AWS account is involved.
 
-    python -m tools.plan --stack dev [--set filteringCount=6 ...] [--expand] [--svg plan.svg]
+    venv/bin/python -m tools.plan --stack dev [--set filteringCount=6 ...] [--expand] [--svg plan.svg]
 
 Runs the real __main__.py under the project's mocks (tools/program.py) with the stack's settings, then prints:
 
@@ -721,10 +721,12 @@ def _quiet_loop_teardown(unraisable) -> None:
 
 def main(argv: Optional[list[str]] = None) -> int:
     summary, _, details = __doc__.partition("\n\n")
-    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=summary,
+    parser = argparse.ArgumentParser(prog="venv/bin/python -m tools.plan", description=summary,
                                      epilog=details.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to plan (default dev)")
+    parser.add_argument("--stack", default="dev",
+                        help="stack whose Pulumi.<stack>.yaml to plan (default dev), or DIR/<stack> for a "
+                             "stack file in another folder (examples/prod)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting for this plan, key without the project prefix or with another "
                              "namespace (aws:region); JSON values: 6, true, [\"10.0.0.0/8\"]")

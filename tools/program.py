@@ -43,8 +43,12 @@ class StackConfig(dict):
 
 
 def stack_file(stack: str) -> Path:
-    """Pulumi.<stack>.yaml, or the path of a stack file given as such (examples/Pulumi.prod.yaml)."""
-    return Path(stack) if stack.endswith(".yaml") else PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    """Pulumi.<stack>.yaml; a stack file elsewhere by its path (examples/Pulumi.prod.yaml) or by its folder and
+    stack name (examples/prod), as the docs write it."""
+    if stack.endswith(".yaml"):
+        return Path(stack)
+    folder, _, name = stack.rpartition("/")
+    return (Path(folder) if folder else PROJECT_DIR) / f"Pulumi.{name}.yaml"
 
 
 def stack_config(stack: str = "dev", token: Optional[str] = STAND_IN_TOKEN, **overrides: Any) -> dict[str, str]:

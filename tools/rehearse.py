@@ -1,6 +1,6 @@
 """Loopback rehearsal: see exactly what every host of a stack will get, and that it connects, before `pulumi up`.
 
-    python -m tools.rehearse --stack dev [--set postanalyticsCount=2 ...] [--keep DIR]
+    venv/bin/python -m tools.rehearse --stack dev [--set postanalyticsCount=2 ...] [--keep DIR]
 
 1. Runs the program under the project's mocks with the stack's settings (Pulumi.<stack>.yaml), the mocked
    nodes on 127.N.x.y addresses (N random per run, so that two rehearsals never collide).
@@ -371,10 +371,13 @@ def _value(text: str):
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.rehearse", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="venv/bin/python -m tools.rehearse",
+                                     description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to rehearse (default dev)")
+    parser.add_argument("--stack", default="dev",
+                        help="stack whose Pulumi.<stack>.yaml to rehearse (default dev), or DIR/<stack> for a "
+                             "stack file in another folder (examples/prod)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting for this rehearsal (JSON values: 2, true, [\"10.0.0.0/8\"])")
     parser.add_argument("--keep", type=Path, help="keep the sandboxes in this directory")
