@@ -216,7 +216,8 @@ class Namespace:
     through `nsenter`, its sockets are made by a thread that joined it (setns is per thread)."""
 
     def __init__(self, addresses: list[str]):
-        self.holder = subprocess.Popen(["unshare", "-n", "--", "sleep", "300"], stdin=subprocess.DEVNULL)
+        self.holder = subprocess.Popen(["unshare", "-n", "--", "sleep", "300"], stdin=subprocess.DEVNULL,
+                                       preexec_fn=_die_with_parent)
         self.path = f"/proc/{self.holder.pid}/ns/net"
         deadline = time.monotonic() + 5
         while os.readlink(self.path) == os.readlink("/proc/self/ns/net"):
@@ -312,6 +313,14 @@ def node_conf(text: str, address: str, layout_: Layout) -> str:
     return re.sub(r"(?m)^(\s*)(proxy_ssl_\w+\b[^\n]*)$", r"\1# the stand-in application speaks HTTP: \2", text)
 
 
+def _die_with_parent() -> None:
+    """Run in the child before exec: it gets SIGTERM when the rehearsal dies (prctl PR_SET_PDEATHSIG), so that no
+    stand-in outlives a killed rehearsal."""
+    import ctypes
+    import signal
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+
+
 def start_nginx(node: str, text: str, address: str, workdir: Path, network) -> subprocess.Popen:
     d = workdir / f"nginx-{node}"
     d.mkdir(parents=True)
@@ -321,7 +330,8 @@ def start_nginx(node: str, text: str, address: str, workdir: Path, network) -> s
         f"daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n"
         f"http {{\n    access_log off;\n    proxy_bind {address};\n    include {d}/fragment.conf;\n}}\n")
     return subprocess.Popen(network.argv([nginx_binary(), "-p", str(d), "-c", str(d / "nginx.conf")]),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_die_with_parent)
 
 
 # ---------------------------------------------------------------- HAProxy
@@ -604,7 +614,8 @@ class Traffic:
         stats = workdir / "haproxy.sock"
         (workdir / "haproxy.cfg").write_text(haproxy_config(lb, lay, cert, stats))
         haproxy = subprocess.Popen(network.argv([haproxy_binary(), "-db", "-f", str(workdir / "haproxy.cfg")]),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   preexec_fn=_die_with_parent)
         self.procs.append(haproxy)
         if not _wait_listening(network, [(lay.lb, lay.port(l.port)) for l in lb.listeners], [haproxy], 10):
             exited = haproxy.poll() is not None
@@ -666,7 +677,8 @@ class Traffic:
                 before = len(app.seen)
                 sent = network.call(lambda: send(lay, lb, listener, lay.inside, path, ca))
                 time.sleep(0.01)
-                seen = next((s for s in app.seen[before:] if s["path"] == base + path), None)
+                arrived = app.seen[before:]
+                seen = next((s for s in arrived if s["path"] == base + path), arrived[0] if arrived else None)
                 rows.append(self._judge(listener, sent, seen, base, lb, lay, nodes, healthy))
             if lay.outside:
                 before = len(app.seen)
@@ -696,6 +708,8 @@ class Traffic:
         target = nodes.get(seen["peer"], seen["peer"])
         client = seen["x-real-ip"] or "-"
         problems = []
+        if seen["path"] != base + sent.path:
+            problems.append(f"the application got path {seen['path']!r} for {base + sent.path!r}")
         if seen["host"] != lb.dns_name:
             problems.append(f"Host {seen['host']!r} instead of {lb.dns_name!r}")
         if self.privileged and client != lay.inside:
