@@ -57,10 +57,11 @@ def test_rehearsal_passes(overrides, tmp_path):
     if overrides.get("tls", True):
         assert "plain listener 127.0.0.1:3313 (loopback only)" in text
         assert text.count("server certificate verified") == pa * f
-    lb = rows["load balancer entrypoint-nlb (HAProxy stand-in)"]
-    assert lb["health"].startswith(f"entrypoint-http: {f}/{f} healthy (HTTP GET /healthz on port 8081"), text
+    health = [t for label, t in report.hosts["load balancer entrypoint-nlb (HAProxy stand-in)"] if label == "health"]
     traffic = [t for label, t in report.hosts["load balancer entrypoint-nlb (HAProxy stand-in)"] if label == "traffic"]
     listeners = 2 if "tlsCertificateArn" in overrides else 1
+    assert len(health) == listeners and health[0].startswith(f"entrypoint-http: {f}/{f} healthy (HTTP GET /healthz "
+                                                             "on port 8081"), text
     assert len(traffic) == 1 + listeners * (max(2, f) + 1), text
     assert all(" ok: " in t for t in traffic[1:]), text
     assert {t.split()[1] for t in traffic[1:]} == {f"filtering-{i}" for i in range(f)}, "not every target served"
