@@ -559,9 +559,11 @@ class Traffic:
         lay = layout(self.run, self.net, self.privileged, client_cidrs, upstream)
         workdir = Path(tempfile.mkdtemp(prefix="wallarm-lb-"))
         self.cleanup.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
+        started = time.monotonic()
         try:
             self._go(lb, lay, workdir, client_cidrs, upstream)
         finally:
+            self.report.row(self.host, "time", f"{time.monotonic() - started:.1f} s for the load balancer's checks")
             for proc in reversed(self.procs):
                 proc.terminate()
             for proc in self.procs:
