@@ -197,15 +197,15 @@ def layout(run, net: int, privileged: bool, client_cidrs: list[str], upstream: s
         return Layout(False, f"127.{net}.250.1", (f"127.{net}.250.2", _free_port()), "127.0.0.1", None, {}, [])
     vpc = ipaddress.ip_network(vpc_cidr(run))
     lb = str(vpc.network_address + vpc.num_addresses - 6)
-    inside = next((a for a in [*OUTSIDE_CANDIDATES, *(str(ipaddress.ip_network(c).network_address + 1)
-                                                      for c in client_cidrs)]
-                   if _in_any(a, client_cidrs) and not _in_any(a, [str(vpc)])), None)
-    outside = next((a for a in OUTSIDE_CANDIDATES if not _in_any(a, client_cidrs)), None)
     parts = urlsplit(upstream)
     try:  # the application at the address the program proxies to, so that the egress rules see it as declared
         app = (str(ipaddress.IPv4Address(parts.hostname)), parts.port or (443 if parts.scheme == "https" else 80))
     except ValueError:
         app = ("192.0.2.1", 8080)
+    firsts = [str(next(iter(n.hosts()), n.network_address)) for n in map(ipaddress.ip_network, client_cidrs)]
+    inside = next((a for a in [*OUTSIDE_CANDIDATES, *firsts] if _in_any(a, client_cidrs) and a not in (lb, app[0])),
+                  None)
+    outside = next((a for a in OUTSIDE_CANDIDATES if not _in_any(a, client_cidrs)), None)
     extra = [a for a in (lb, inside, outside, app[0]) if a and not a.startswith("127.")]
     return Layout(True, lb, app, inside or OUTSIDE_CANDIDATES[0], outside, {}, sorted(set(extra)))
 
