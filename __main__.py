@@ -6,7 +6,7 @@ import pulumi_aws as aws
 from components import lookups, render, rollout, settings
 from components.entrypoint import TLS_TARGET_PORT, EntryPoint, EntryPointArgs
 from components.filtering import FilteringNode
-from components.firewall import Firewall, FirewallArgs, wstore_listeners
+from components.firewall import Firewall
 from components.host import NodeArgs
 from components.jumphost import JumpHost
 from components.network import Network, layout
@@ -24,10 +24,7 @@ pki = Pki("pki", PkiArgs(f"wallarm-postanalytics {s.stack} CA", s.cert_validity_
 ssh = SshKey("ssh", s.ssh_public_key, s.ssh_private_key)
 vpc_cidr = plan.vpc_cidr or s.vpc_cidr
 tls_target_port = TLS_TARGET_PORT if s.tls_certificate_arn else None
-firewall = Firewall("firewall", FirewallArgs(
-    network.vpc_id, vpc_cidr, s.ssh_allowed_cidrs, s.client_cidrs, s.external_filtering_cidrs,
-    wstore_listeners(s.wstore_port, s.wstore_tls_port, s.tls), s.protected_upstream, s.health_check_port,
-    jump_host=s.jump_host is not None, tls_target_port=tls_target_port))
+firewall = Firewall("firewall", settings.firewall_args(s, network.vpc_id))
 sg = firewall.group_ids
 
 
@@ -51,12 +48,15 @@ upstream = pulumi.Output.all(*[p.private_ip for p in postanalytics]).apply(
         render.upstream_servers(ips, s.wstore_port, s.wstore_tls_port, s.tls), s.tls, s.mutual_tls))
 nginx_conf = upstream.apply(
     lambda u: render.render_nginx_conf(u, s.protected_upstream, s.wallarm_mode, s.health_check_port,
-                                       tls_target_port, vpc_cidr))
+                                       tls_target_port, vpc_cidr, s.health_check_proxy_port))
 filtering = [FilteringNode(f"filtering-{i}", node_args(s.filtering.arch, p, [sg["filtering"]]), nginx_conf)
              for i, p in enumerate(network.placements("filtering"))]
 entry = EntryPoint("entrypoint", EntryPointArgs(
-    network.vpc_id, network.public_subnet_ids, s.health_check_port, s.deregistration_delay,
-    s.tls_certificate_arn, s.wait_for_target_health, aws.config.region))
+    vpc_id=network.vpc_id, subnet_ids=network.load_balancer_subnet_ids(s.load_balancer_internal),
+    security_group_id=sg["loadbalancer"], health_check_port=s.health_check_port,
+    health_check_proxy_port=s.health_check_proxy_port, deregistration_delay=s.deregistration_delay,
+    certificate_arn=s.tls_certificate_arn, internal=s.load_balancer_internal, wait_for_health=s.wait_for_target_health,
+    region=aws.config.region))
 rollout.wire(postanalytics, filtering, entry)
 
 pulumi.export("url", entry.dns_name.apply(lambda d: f"http://{d}"))

@@ -110,19 +110,11 @@ def _proxy_server(listen: str, protected_upstream: str, mode: str, proto: str, r
     )
 
 
-def render_nginx_conf(upstream: str, protected_upstream: str, mode: str, health_port: int,
-                      tls_port: Optional[int] = None, vpc_cidr: Optional[str] = None) -> str:
-    """Our one NGINX file (http context, conf.d): the wstore upstream, the proxying server, and the location the
-    load balancer checks (answered by NGINX itself, never proxied, never analysed). With `tls_port`, a second
-    proxying server for what the load balancer's TLS listener decrypted: the client address comes in the PROXY
-    protocol header (from the VPC only), and the application is told the client used https."""
-    servers = _proxy_server("80 default_server", protected_upstream, mode, "$scheme", None)
-    if tls_port is not None:
-        servers += _proxy_server(f"{tls_port} proxy_protocol", protected_upstream, mode, "https", vpc_cidr)
+def _health_server(listen: str) -> str:
+    """A server that answers the load balancer's HTTP health check itself: never proxied, never analysed."""
     return (
-        f"{MANAGED}\n{upstream}\n{servers}"
         "server {\n"
-        f"    listen {health_port};\n"
+        f"    listen {listen};\n"
         "    server_name _;\n"
         "    wallarm_mode off;\n"
         "    access_log off;\n"
@@ -135,6 +127,26 @@ def render_nginx_conf(upstream: str, protected_upstream: str, mode: str, health_
         "    }\n"
         "}\n"
     )
+
+
+def render_nginx_conf(upstream: str, protected_upstream: str, mode: str, health_port: int,
+                      tls_port: Optional[int] = None, vpc_cidr: Optional[str] = None,
+                      proxy_health_port: Optional[int] = None) -> str:
+    """Our one NGINX file (http context, conf.d): the wstore upstream, the proxying server, and the health server
+    the load balancer checks on `health_port`. With `tls_port`, a second proxying server for what the load
+    balancer's TLS listener decrypted: the client address comes in the PROXY protocol header, and the application
+    is told the client used https. That target group has proxy protocol v2 on, and AWS sends the PROXY header on
+    its health checks too ("Health check connections", load-balancer-target-groups.md of the NLB guide), so it is
+    checked on a second health server, on `proxy_health_port`, whose `listen` expects the header: a plain `listen`
+    answers 400 to it, and a `proxy_protocol` one answers 400 without it."""
+    servers = _proxy_server("80 default_server", protected_upstream, mode, "$scheme", None)
+    health = _health_server(str(health_port))
+    if tls_port is not None:
+        if proxy_health_port is None:
+            raise ValueError("a proxy-protocol listener needs its own health port (proxy_health_port)")
+        servers += _proxy_server(f"{tls_port} proxy_protocol", protected_upstream, mode, "https", vpc_cidr)
+        health += _health_server(f"{proxy_health_port} proxy_protocol")
+    return f"{MANAGED}\n{upstream}\n{servers}{health}"
 
 
 def _file(path: str, content: str, mode: str, owner: str = "root") -> dict[str, Any]:

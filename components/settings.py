@@ -40,6 +40,15 @@ SECRET_KEYS = ("wallarmToken", "sshPrivateKey")
 WSTORE_WIDEST_PREFIX = 16
 SSH_WIDEST_PREFIX = 8
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+# AWS's default quotas that a stack of this program can reach, and how to raise them (Service Quotas console).
+# "EC2-VPC Elastic IPs": 5 per region (EC2 User Guide, elastic-ip-addresses-eip.md, "Elastic IP address quota").
+EIP_QUOTA = 5
+EIP_QUOTA_NAME = "EC2-VPC Elastic IPs (L-0263D0A3)"
+# "Inbound or outbound rules per security group": 60 each way, counted separately for IPv4 and IPv6; a rule that
+# references a security group counts in both (VPC User Guide, amazon-vpc-limits.md, "Security groups").
+RULES_QUOTA = 60
+RULES_QUOTA_NAME = "Inbound or outbound rules per security group (L-0EA8095F)"
+SSH_PORT = 22
 # Namespaces other than this project's that a stack file legitimately holds.
 OTHER_NAMESPACES = ("aws", "pulumi", "awsx", "command", "tls")
 
@@ -105,6 +114,9 @@ class Settings:
     """None when jumpHost is false: the steps dial the nodes' private IPs directly."""
     tls_certificate_arn: Optional[str]
     health_check_port: int
+    health_check_proxy_port: int
+    """Health port of the proxy-protocol (TLS listener's) target group."""
+    load_balancer_internal: bool
     deregistration_delay: int
     wait_for_target_health: bool
     root_volume_gb: int
@@ -429,6 +441,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     if tls and wstore_tls_port is not None and wstore_tls_port == wstore_port:
         e.add(_fail("wstoreTlsPort", wstore_tls_port, f"it must differ from wstorePort ({wstore_port})"))
     health_port = e.take(_in_range, "healthCheckPort", v("healthCheckPort"), 1024, 65535)
+    proxy_health_port = e.take(_in_range, "healthCheckProxyProtocolPort", v("healthCheckProxyProtocolPort"), 1024, 65535)
     validity = e.take(_in_range, "certValidityHours", v("certValidityHours"), 24, 10 * 8760)
     renewal = e.take(_in_range, "certEarlyRenewalHours", v("certEarlyRenewalHours"), 0, (validity or 25) - 1)
 
@@ -473,6 +486,11 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
             e.add(_fail("tlsCertificateArn", certificate, f"a load balancer takes an ACM certificate of its own region "
                                                           f"({region}); request or import one there"))
 
+    for error in _port_collisions(health_port, proxy_health_port, certificate is not None, wstore_port, wstore_tls_port):
+        e.add(error)
+    if vpc is None and az_count is not None and nat is not None:
+        e.take(_elastic_ips, nat, az_count, bool(v("jumpHost")))
+
     pa_count = e.take(_in_range, "postanalyticsCount", v("postanalyticsCount"), 1, MAX_POSTANALYTICS)
     f_count = e.take(_in_range, "filteringCount", v("filteringCount"), 1, MAX_FILTERING)
     pa_shape = e.take(_shape, "postanalyticsInstanceType", v("postanalyticsInstanceType"), lookup)
@@ -495,6 +513,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         mode=e.take(_one_of, "wallarmMode", v("wallarmMode"), MODES),
         delay=e.take(_in_range, "deregistrationDelay", v("deregistrationDelay"), 0, 3600),
         root=e.take(_in_range, "rootVolumeGb", v("rootVolumeGb"), 8, 16384),
+        internal=v("loadBalancerInternal"),
     )
     if e.messages:
         raise SettingsError("\n".join(e.messages))
@@ -504,7 +523,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
             f"nodes before the old ones leave, {2 * f_count} targets, beyond the network load balancer's default "
             f"quota of {NLB_TARGETS_QUOTA} targets with cross-zone load balancing; raise that quota first, or change "
             "the fleet in steps.")
-    return Settings(
+    settings = Settings(
         project=project,
         stack=pulumi.get_stack(),
         wallarm_cloud=cloud,
@@ -543,7 +562,95 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         jump_host=jump,
         tls_certificate_arn=certificate,
         health_check_port=health_port,
+        health_check_proxy_port=proxy_health_port,
+        load_balancer_internal=bool(values["internal"]),
         deregistration_delay=values["delay"],
         wait_for_target_health=bool(v("waitForTargetHealth")),
         root_volume_gb=values["root"],
     )
+    rule_errors = _rules_per_group(settings)
+    if rule_errors:
+        raise SettingsError("\n".join(rule_errors))
+    return settings
+
+
+def _port_collisions(health: Optional[int], proxy_health: Optional[int], tls_listener: bool,
+                     wstore: Optional[int], wstore_tls: Optional[int]) -> list[SettingsError]:
+    """A health port must be a port of its own: NGINX cannot listen twice on one port with and without the PROXY
+    protocol, and two rules or servers of one port collide."""
+    from components.entrypoint import TLS_TARGET_PORT, TRAFFIC_PORT
+
+    taken = {TRAFFIC_PORT: "the HTTP traffic port", SSH_PORT: "SSH"}
+    if tls_listener:
+        taken[TLS_TARGET_PORT] = "the TLS listener's target port on the filtering nodes"
+    for port, key in ((wstore, "wstorePort"), (wstore_tls, "wstoreTlsPort")):
+        if port is not None:
+            taken.setdefault(port, f"wstore's port ({key})")
+    errors = []
+    checks = [("healthCheckPort", health)] + ([("healthCheckProxyProtocolPort", proxy_health)] if tls_listener else [])
+    for key, port in checks:
+        if port in taken:
+            errors.append(_fail(key, port, f"it collides with {taken[port]}, {port}; choose a port of its own "
+                                           "from 1024 to 65535"))
+        elif port is not None:
+            taken[port] = f"the other health port ({key})"
+    return errors
+
+
+def _elastic_ips(nat: str, az_count: int, jump_host: bool) -> None:
+    """The Elastic IPs the stack allocates against the region's default quota: one per NAT gateway, one for the
+    jump host. Refused beyond the quota; a warning when the stack fills it (any address already allocated in the
+    region makes `pulumi up` fail half-way)."""
+    needed = (az_count if nat == "perAz" else 1) + (1 if jump_host else 0)
+    parts = f"{az_count if nat == 'perAz' else 1} for NAT gateways" + (" and 1 for the jump host" if jump_host else "")
+    how = (f"raise the quota {EIP_QUOTA_NAME} in the Service Quotas console first (or `aws service-quotas "
+           "request-service-quota-increase --service-code ec2 --quota-code L-0263D0A3`)")
+    if needed > EIP_QUOTA:
+        raise _fail("natGateways", nat, f"the stack needs {needed} Elastic IPs ({parts}), beyond AWS's default quota "
+                                        f"of {EIP_QUOTA} per region; {how}, or use fewer zones")
+    if needed == EIP_QUOTA:
+        pulumi.log.warn(f"natGateways is {nat!r}: the stack needs {needed} Elastic IPs ({parts}), all of AWS's "
+                        f"default quota of {EIP_QUOTA} per region, so any Elastic IP already allocated in the region "
+                        f"makes `pulumi up` fail; check the quota and {how}.")
+
+
+def firewall_args(s: Settings, vpc_id: Any = ""):
+    """The firewall's arguments, from the settings: the one place that turns settings into rules, used by the
+    program and by the quota check below (before any resource)."""
+    from components.entrypoint import target_groups
+    from components.firewall import FirewallArgs, wstore_listeners
+
+    groups = target_groups(s.tls_certificate_arn is not None, s.health_check_port, s.health_check_proxy_port)
+    return FirewallArgs(
+        vpc_id=vpc_id, ssh_allowed_cidrs=s.ssh_allowed_cidrs, client_cidrs=s.client_cidrs,
+        external_filtering_cidrs=s.external_filtering_cidrs,
+        wstore=wstore_listeners(s.wstore_port, s.wstore_tls_port, s.tls), protected_upstream=s.protected_upstream,
+        traffic_ports=[g.port for g in groups], health_ports=[g.health_port for g in groups],
+        listener_ports=[g.listener_port for g in groups], jump_host=s.jump_host is not None)
+
+
+def _rules_per_group(s: Settings) -> list[str]:
+    """Each security group's inbound and outbound rules (as the firewall declares them, CIDR lists folded) against
+    AWS's default quota; a refusal names the settings whose ranges fill the group."""
+    from components.firewall import GROUPS, Group, fold, rules
+
+    table = rules(firewall_args(s))
+    lists = {"clientCidrs": fold(s.client_cidrs), "sshAllowedCidrs": fold(s.ssh_allowed_cidrs),
+             "externalFilteringCidrs": fold(s.external_filtering_cidrs)}
+    given = {"clientCidrs": s.client_cidrs, "sshAllowedCidrs": s.ssh_allowed_cidrs,
+             "externalFilteringCidrs": s.external_filtering_cidrs}
+    errors = []
+    for group in GROUPS:
+        for direction, word in (("ingress", "inbound"), ("egress", "outbound")):
+            mine = [r for r in table if r.group == group and r.direction == direction]
+            if len(mine) <= RULES_QUOTA:
+                continue
+            keys = [k for k, folded in lists.items() if any(not isinstance(r.peer, Group) and r.peer in folded
+                                                            for r in mine)] or ["clientCidrs"]
+            for key in keys:
+                errors.append(
+                    f"{key} lists {len(given[key])} ranges ({len(lists[key])} after folding), which give the {group} "
+                    f"security group {len(mine)} {word} rules, beyond AWS's default quota of {RULES_QUOTA} per group "
+                    f"({RULES_QUOTA_NAME}); list fewer or wider ranges, or raise the quota in the Service Quotas "
+                    "console first.")
+    return errors

@@ -16,6 +16,10 @@ Policies (all mandatory):
 - imdsv2-hop-limit-1: instances require IMDSv2 tokens with a PUT hop limit of 1 (or disable the endpoint).
 - encrypted-volumes: root and extra EBS volumes of instances, and standalone volumes, are encrypted.
 - strong-tls-keys: no ECDSA P224 (pulumi-tls's default curve), no RSA under 2048 bits.
+- nlb-security-group: a network load balancer has a security group. AWS attaches one to an NLB only when it is
+  created (adding it later replaces the load balancer and its DNS name; load-balancer-security-groups.md of the NLB
+  guide); without one, client ranges can be enforced only on the targets, and the TLS listener's traffic reaches
+  them from the load balancer's own addresses, so nothing can filter clients on 443.
 
 Each rule form is covered: `aws:vpc/securityGroupIngressRule`, the legacy `aws:ec2/securityGroupRule`
 (type ingress), and the inline `ingress` of `aws:ec2/securityGroup` and `aws:ec2/defaultSecurityGroup`.
@@ -45,6 +49,7 @@ PROTOCOLS = {"-1": "all", "all": "all", "tcp": "tcp", "6": "tcp", "udp": "udp", 
 INSTANCE = "aws:ec2/instance:Instance"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+LOAD_BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
 INLINE_GROUPS = ("aws:ec2/securityGroup:SecurityGroup", "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
 
 
@@ -301,6 +306,19 @@ def check_keys(args, report_violation) -> None:
         report_violation(f"RSA key of {int(bits)} bits: use 2048 or more")
 
 
+def check_nlb_security_group(args, report_violation) -> None:
+    if args.resource_type not in LOAD_BALANCERS or _get(args.props, "loadBalancerType") != "network":
+        return
+    groups = _get(args.props, "securityGroups")
+    if groups is UNKNOWN:
+        return
+    if not list(_items(groups)):
+        how = "an empty securityGroups list" if groups is not None else "securityGroups unset"
+        report_violation(f"network load balancer has no security group ({how}); AWS attaches one only when the load balancer "
+                         "is created (adding it later replaces the load balancer and its DNS name), and without it "
+                         "clients on 443 cannot be filtered: set security_groups and admit the clients there")
+
+
 _MANDATORY = EnforcementLevel.MANDATORY
 WSTORE_CONFIG = PolicyConfigSchema(properties={"wstorePorts": {
     "type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535},
@@ -322,6 +340,8 @@ POLICIES = [
                              "of 1.", validate=check_metadata, enforcement_level=_MANDATORY),
     ResourceValidationPolicy(name="encrypted-volumes", description="Root and EBS volumes are encrypted.",
                              validate=check_volumes, enforcement_level=_MANDATORY),
+    ResourceValidationPolicy(name="nlb-security-group", description="A network load balancer has a security group "
+                             "from creation.", validate=check_nlb_security_group, enforcement_level=_MANDATORY),
     ResourceValidationPolicy(name="strong-tls-keys", description="No ECDSA P224 or short RSA keys.",
                              validate=check_keys, enforcement_level=_MANDATORY),
 ]

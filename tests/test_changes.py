@@ -177,9 +177,15 @@ def test_an_existing_vpc_uses_the_listed_subnets_only():
     assert jump.inputs["subnetId"] in EXISTING["publicSubnetIds"]
     health = [r for r in run.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
               if r.inputs["fromPort"] == 8081]
-    assert [r.inputs["cidrIpv4"] for r in health] == ["172.31.0.0/16"], "health checks open beyond the VPC"
+    # Health checks admitted from the load balancer's group, whatever CIDR (primary or secondary) its subnets are in.
+    lb_group = run.mocks.named("firewall-loadbalancer").id
+    assert [(r.inputs.get("cidrIpv4"), r.inputs["referencedSecurityGroupId"]) for r in health] == [(None, lb_group)]
     [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert lb.inputs["subnets"] == EXISTING["publicSubnetIds"]
+    # Internal: one private subnet per zone the load balancer serves (an NLB takes no two subnets of one zone).
+    [internal] = program_run(**EXISTING, loadBalancerInternal=True).mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert internal.inputs["internal"] is True
+    assert internal.inputs["subnets"] == ["subnet-0a1b2c3d4e5f60011", "subnet-0a1b2c3d4e5f60012"]
 
 
 def test_a_mode_change_reloads_nginx_and_checks_again_only():

@@ -87,5 +87,15 @@ def test_a_departing_node_is_drained_before_it_is_terminated(program):
         assert drain.inputs["delete"].startswith("aws elbv2 wait target-deregistered --region eu-central-1")
         assert f"--targets Id={instance.id},Port=80" in drain.inputs["delete"] and "create" not in drain.inputs
         assert drain.inputs["triggers"] == [instance.id], "a new instance must replace the drain step (its delete runs)"
-    assert not [r.name for r in mocks.resources if r.options.get("deleteBeforeReplace")], \
+    # Listeners are the exception (test below): they are replaced only with the load balancer, never with a node.
+    assert not [r.name for r in mocks.resources if r.options.get("deleteBeforeReplace")
+                and r.typ != "aws:lb/listener:Listener"], \
         "a delete-before-replace would remove the old node before its successor serves"
+
+
+def test_a_replaced_load_balancer_gets_its_listeners_after_the_old_ones_go(program):
+    """Guards against the cut-over of a stack created before the load balancer had its security group failing
+    half-way: an NLB's target group serves one load balancer at a time (CreateListener answers
+    TargetGroupAssociationLimit), so each listener is deleted before it is created again on the new load balancer."""
+    listeners = program.mocks.of_type("aws:lb/listener:Listener")
+    assert listeners and all(r.options["deleteBeforeReplace"] for r in listeners), [r.name for r in listeners]

@@ -180,6 +180,11 @@ DANGEROUS = [
     ("ecdsa-default-curve", "tls:index/privateKey:PrivateKey", {"algorithm": "ECDSA"}, "strong-tls-keys", "P224"),
     ("rsa-1024", "tls:index/privateKey:PrivateKey", {"algorithm": "RSA", "rsaBits": 1024},
      "strong-tls-keys", "RSA key of 1024 bits"),
+    ("nlb-without-security-group", "aws:lb/loadBalancer:LoadBalancer",
+     {"loadBalancerType": "network", "subnets": ["subnet-1", "subnet-2"]}, "nlb-security-group",
+     "network load balancer has no security group"),
+    ("nlb-with-empty-security-groups", "aws:lb/loadBalancer:LoadBalancer",
+     {"loadBalancerType": "network", "securityGroups": []}, "nlb-security-group", "no security group"),
     ("eip-on-postanalytics", "stack", eip_stack("postanalytics"), "no-elastic-ip-on-nodes",
      "attached to postanalytics instance postanalytics-0"),
     ("eip-association-on-filtering", "stack",
@@ -233,6 +238,9 @@ SAFE = [
     ("rsa-4096", "tls:index/privateKey:PrivateKey", {"algorithm": "RSA", "rsaBits": 4096}),
     ("ed25519", "tls:index/privateKey:PrivateKey", {"algorithm": "ED25519"}),
     ("eip-on-jump-host", "stack", eip_stack("jumphost")),
+    ("nlb-with-its-group", "aws:lb/loadBalancer:LoadBalancer", {"loadBalancerType": "network",
+                                                                "securityGroups": ["sg-0123456789abcdef0"]}),
+    ("gateway-lb-without-group", "aws:lb/loadBalancer:LoadBalancer", {"loadBalancerType": "gateway"}),
 ]
 
 
@@ -251,6 +259,10 @@ def test_near_misses_pass(case_id, typ, props):
     ("inline-list-not-known", GROUP, {"ingress": UNKNOWN_ARRAY_VALUE, "vpcId": UNKNOWN_STRING_VALUE}),
     ("inline-cidrs-not-known", GROUP, {"ingress": [{"protocol": "tcp", "fromPort": 6388, "toPort": 6388,
                                                     "cidrBlocks": UNKNOWN_ARRAY_VALUE}]}),
+    ("nlb-group-not-known", "aws:lb/loadBalancer:LoadBalancer", {"loadBalancerType": "network",
+                                                                 "securityGroups": [UNKNOWN_STRING_VALUE]}),
+    ("nlb-groups-not-known", "aws:lb/loadBalancer:LoadBalancer", {"loadBalancerType": "network",
+                                                                  "securityGroups": UNKNOWN_ARRAY_VALUE}),
     ("instance-ids-not-known", INSTANCE, instance(subnetId=UNKNOWN_STRING_VALUE,
                                                   vpcSecurityGroupIds=[UNKNOWN_STRING_VALUE])),
 ], ids=lambda v: v if isinstance(v, str) and v[:1].isalpha() and len(v) < 40 else "")

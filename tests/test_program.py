@@ -88,11 +88,61 @@ def test_without_jump_host_nodes_take_ssh_from_the_admin_networks():
     assert all(c.startswith("ssh admin@10.") for c in run.exports["sshCommands"].values())
 
 
+def _peer(mocks, rule) -> str:
+    """A rule's peer: its CIDR, or the role of the group it references."""
+    ref = rule.inputs.get("referencedSecurityGroupId")
+    if ref is None:
+        return rule.inputs["cidrIpv4"]
+    return next(r.inputs["tags"]["Role"] for r in mocks.of_type("aws:ec2/securityGroup:SecurityGroup") if r.id == ref)
+
+
 def test_filtering_ingress(variant):
-    """Guards against the filtering nodes exposing anything but port 80 to clients and the health port to the VPC."""
+    """Guards against the filtering nodes exposing a port to a CIDR (a client range, or the VPC's, which misses a
+    secondary CIDR and, with client IP preservation, every client): port 80 and the health port only from the load
+    balancer's group, SSH only from the jump host's."""
     _, _, run = variant
-    ports = {(r.inputs["fromPort"], r.inputs.get("cidrIpv4") or "sg") for r in _rules(run.mocks, INGRESS, "filtering")}
-    assert ports == {(80, "0.0.0.0/0"), (8081, "10.0.0.0/16"), (22, "sg")}
+    ports = {(r.inputs["fromPort"], _peer(run.mocks, r)) for r in _rules(run.mocks, INGRESS, "filtering")}
+    assert ports == {(80, "loadbalancer"), (8081, "loadbalancer"), (22, "jumphost")}
+
+
+TLS_ARN = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+
+
+@pytest.mark.parametrize("overrides", [{}, {"tlsCertificateArn": TLS_ARN},
+                                       {"tlsCertificateArn": TLS_ARN, "clientCidrs": '["198.51.100.0/25", '
+                                        '"198.51.100.128/25", "203.0.113.0/24"]'}],
+                         ids=["plain", "tls", "tls-folded-clients"])
+def test_the_load_balancer_group_admits_the_clients_and_reaches_only_the_nodes(overrides):
+    """Guards against 443 open to everyone while clientCidrs restrict 80 (the issue's TLS path), a load balancer
+    created without its group (AWS cannot add one later), egress from it beyond the nodes' traffic and health
+    ports, and a client list that is not folded (two /25s are one rule)."""
+    run = program_run(**overrides)
+    tls = "tlsCertificateArn" in overrides
+    [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert lb.inputs["securityGroups"] == [_sg(run.mocks, "loadbalancer")], lb.name
+    clients = {"198.51.100.0/24", "203.0.113.0/24"} if "clientCidrs" in overrides else {"0.0.0.0/0"}
+    listeners = {80, 443} if tls else {80}
+    ingress = {(r.inputs["fromPort"], _peer(run.mocks, r)) for r in _rules(run.mocks, INGRESS, "loadbalancer")}
+    assert ingress == {(p, c) for p in listeners for c in clients}
+    node_ports = {80, 8081} | ({8443, 8082} if tls else set())
+    egress = {(r.inputs["fromPort"], _peer(run.mocks, r)) for r in _rules(run.mocks, EGRESS, "loadbalancer")}
+    assert egress == {(p, "filtering") for p in node_ports}
+    admitted = {r.inputs["fromPort"] for r in _rules(run.mocks, INGRESS, "filtering") if _peer(run.mocks, r) == "loadbalancer"}
+    assert admitted == node_ports
+    groups = run.mocks.of_type("aws:lb/targetGroup:TargetGroup")
+    checked = {int(g.inputs["healthCheck"]["port"]) for g in groups}
+    assert checked <= admitted and all(g.inputs["healthCheck"]["protocol"] == "HTTP" for g in groups)
+
+
+def test_an_internal_load_balancer_sits_in_the_private_subnets():
+    """Guards against loadBalancerInternal that leaves the load balancer internet-facing or in public subnets."""
+    run = program_run(loadBalancerInternal=True)
+    [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    [vpc] = run.mocks.of_type("awsx:ec2:Vpc")
+    assert lb.inputs["internal"] is True
+    assert lb.inputs["subnets"] == vpc.outputs["privateSubnetIds"]
+    [public] = program_run().mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert public.inputs["internal"] is False and public.inputs["subnets"] == vpc.outputs["publicSubnetIds"]
 
 
 def test_egress_is_limited(variant):
@@ -156,6 +206,7 @@ def test_load_balancer_targets_exactly_the_filtering_nodes(variant):
     [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert lb.inputs["loadBalancerType"] == "network" and lb.inputs["internal"] is False
     assert lb.inputs["enableCrossZoneLoadBalancing"] is True
+    assert lb.inputs["securityGroups"] == [_sg(run.mocks, "loadbalancer")]
     [tg] = run.mocks.of_type("aws:lb/targetGroup:TargetGroup")
     assert (tg.inputs["port"], tg.inputs["protocol"], tg.inputs["targetType"]) == (80, "TCP", "instance")
     assert tg.inputs["preserveClientIp"] == "true" and tg.inputs["deregistrationDelay"] == 30
@@ -185,7 +236,16 @@ def test_tls_listener_with_a_certificate():
     for port in (80, 8443):
         assert sorted(a.inputs["targetId"] for a in attachments if a.inputs["port"] == port) == ids, port
     tls_in = [r for r in _rules(run.mocks, INGRESS, "filtering") if r.inputs["fromPort"] == 8443]
-    assert [r.inputs["cidrIpv4"] for r in tls_in] == ["10.0.0.0/16"], "the PROXY protocol port is open beyond the VPC"
+    assert [_peer(run.mocks, r) for r in tls_in] == ["loadbalancer"], "the PROXY protocol port is open beyond the load balancer"
+    # Proxy protocol on: AWS sends the header on health checks too, so that group is checked where NGINX expects it.
+    assert tls_group["healthCheck"]["port"] == "8082" and tls_group["healthCheck"]["protocol"] == "HTTP"
+    health = [d for d in parse_text(spec_file(spec(run.mocks, "filtering-0"), render.NGINX_CONF)["content"])
+              if d["directive"] == "server" and ["8082", "proxy_protocol"] in
+              [x["args"] for x in d["block"] if x["directive"] == "listen"]]
+    assert len(health) == 1 and any(d["args"] == ["=", "/healthz"] for d in health[0]["block"]
+                                    if d["directive"] == "location")
+    plain_group = groups[listeners[80]["defaultActions"][0]["targetGroupArn"]]
+    assert not plain_group.get("proxyProtocolV2") and plain_group["healthCheck"]["port"] == "8081"
     conf = spec_file(spec(run.mocks, "filtering-0"), render.NGINX_CONF)["content"]
     server = next(d for d in parse_text(conf) if d["directive"] == "server"
                   and ["8443", "proxy_protocol"] in [x["args"] for x in d["block"] if x["directive"] == "listen"])

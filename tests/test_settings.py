@@ -11,8 +11,31 @@ from components.settings import SECRET_KEYS, SettingsError, declared_keys
 from tools.mocks import ProviderMocks
 from tools.program import PROJECT, run_program, stack_config
 
+TLS_ARN = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+
+
+def _scattered(n: int) -> list[str]:
+    """n /32s no two of which fold together (every other address)."""
+    return [f"198.51.{k // 100}.{2 * (k % 100) + 1}/32" for k in range(n)]
+
+
 # (case id, overrides of the dev stack, words the message must contain)
 BAD = [
+    ("health-port-is-tls-target", {"healthCheckPort": 8443, "tlsCertificateArn": TLS_ARN},
+     ["healthCheckPort", "8443", "TLS listener's target port"]),
+    ("health-port-is-wstore", {"healthCheckPort": 3313}, ["healthCheckPort", "3313", "wstorePort"]),
+    ("proxy-health-port-is-health-port", {"healthCheckProxyProtocolPort": 8081, "tlsCertificateArn": TLS_ARN},
+     ["healthCheckProxyProtocolPort", "8081", "healthCheckPort"]),
+    ("proxy-health-port-is-tls-target", {"healthCheckProxyProtocolPort": 8443, "tlsCertificateArn": TLS_ARN},
+     ["healthCheckProxyProtocolPort", "8443", "TLS listener's target port"]),
+    ("proxy-health-port-range", {"healthCheckProxyProtocolPort": 80}, ["healthCheckProxyProtocolPort", "1024 to 65535"]),
+    ("internal-not-boolean", {"loadBalancerInternal": "private"}, ["loadBalancerInternal", "true or false"]),
+    ("client-cidrs-over-rule-quota-with-tls", {"clientCidrs": _scattered(31), "tlsCertificateArn": TLS_ARN},
+     ["clientCidrs", "31 ranges (31 after folding)", "loadbalancer security group 62 inbound rules", "quota of 60",
+      "L-0EA8095F", "Service Quotas"]),
+    ("client-cidrs-over-rule-quota", {"clientCidrs": _scattered(61)}, ["clientCidrs", "61 inbound rules"]),
+    ("ssh-cidrs-over-rule-quota", {"sshAllowedCidrs": _scattered(61)},
+     ["sshAllowedCidrs", "jumphost security group 61 inbound rules"]),
     ("unknown-cloud", {"wallarmCloud": "APAC"}, ["wallarmCloud", "'APAC'", "US, EU, ME"]),
     ("lowercase-cloud", {"wallarmCloud": "us"}, ["wallarmCloud", "'us'"]),
     ("missing-cloud", {"wallarmCloud": None}, ["wallarmCloud", "required"]),
@@ -152,6 +175,36 @@ def test_repeated_cidrs_are_folded_with_a_warning():
     ssh = [r for r in run.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
            if r.inputs.get("cidrIpv4") == "203.0.113.10/32"]
     assert len(ssh) == 1
+
+
+@pytest.mark.parametrize("overrides", [{"clientCidrs": _scattered(60)},
+                                       {"clientCidrs": _scattered(30), "tlsCertificateArn": TLS_ARN},
+                                       {"clientCidrs": [f"198.51.100.{k}/32" for k in range(64)],
+                                        "tlsCertificateArn": TLS_ARN}],
+                         ids=["60-plain", "30-tls", "64-that-fold-into-one"])
+def test_client_ranges_up_to_the_quota_after_folding_pass(overrides):
+    """Guards against a quota check that counts what it should not: 60 rules fill the group exactly, and 64
+    adjacent /32s are one /26, so one rule per listener."""
+    run = run_program(stack_config("dev", **overrides))
+    assert run.error is None, run.error
+    if len(overrides["clientCidrs"]) == 64:
+        lb_group = run.mocks.named("firewall-loadbalancer").id
+        cidrs = {r.inputs["cidrIpv4"] for r in run.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                 if r.inputs["securityGroupId"] == lb_group}
+        assert cidrs == {"198.51.100.0/26"}
+
+
+def test_elastic_ips_that_fill_the_quota_are_warned_before_any_resource():
+    """Guards against `pulumi up` failing half-way on the Elastic IP quota: perAz NAT in 4 zones plus the jump
+    host is 5 addresses, the whole default quota, so the program warns (naming the quota and how to raise it);
+    beyond the quota it refuses; a single NAT gateway says nothing."""
+    from components import settings
+
+    run = run_program(stack_config("dev", natGateways="perAz", availabilityZoneCount=4))
+    assert any("5 Elastic IPs" in w and "quota of 5" in w and "L-0263D0A3" in w for w in run.warnings), run.warnings
+    assert not [w for w in run_program(stack_config("dev", natGateways="perAz")).warnings if "Elastic IP" in w]
+    with pytest.raises(SettingsError, match=r"natGateways is 'perAz': the stack needs 6 Elastic IPs .* L-0263D0A3"):
+        settings._elastic_ips("perAz", 5, True)
 
 
 def test_a_failed_instance_type_lookup_is_not_called_unknown():

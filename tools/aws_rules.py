@@ -114,6 +114,30 @@ def _elb_name(kind: str, name: str, i: dict) -> Optional[str]:
     return None
 
 
+# Elastic Load Balancing quotas: "Security groups per load balancer: 5" (elb quotas, network/load-balancer-limits.md).
+LB_SECURITY_GROUPS_MAX = 5
+
+
+def _load_balancer(name: str, i: dict) -> Optional[str]:
+    """Security groups on a load balancer (CreateLoadBalancer SecurityGroups): none on a gateway load balancer, at
+    most 5, each a group ID. An NLB takes them only when it is created (load-balancer-security-groups.md)."""
+    error = _elb_name("lb", name, i)
+    if error:
+        return error
+    groups = i.get("securityGroups") or []
+    if groups and i.get("loadBalancerType") == "gateway":
+        return "ValidationError: Security groups are not supported for load balancers with type 'gateway'"
+    if len(groups) > LB_SECURITY_GROUPS_MAX:
+        return (f"TooManySecurityGroups: a load balancer can have at most {LB_SECURITY_GROUPS_MAX} security groups, "
+                f"got {len(groups)}")
+    bad = [g for g in groups if not re.fullmatch(r"sg-[0-9a-f]{8,17}", str(g))]
+    if bad:
+        return f"InvalidSecurityGroup: {bad[0]!r} is not a security group ID (sg-...)"
+    if len(set(groups)) != len(groups):
+        return "ValidationError: a security group is listed twice"
+    return None
+
+
 def _listener(name: str, i: dict) -> Optional[str]:
     if i.get("protocol") in ("TLS", "HTTPS") and not i.get("certificateArn"):
         return "CertificateNotFound: A certificate must be specified for HTTPS and TLS listeners"
@@ -133,6 +157,21 @@ def _target_group(name: str, i: dict) -> Optional[str]:
     port = check.get("port")
     if port not in (None, "traffic-port") and not 1 <= int(port) <= 65535:
         return f'ValidationError: health check port {port} must be from 1 to 65535 or traffic-port'
+    # CreateTargetGroup: HealthCheckProtocol HTTP, HTTPS or TCP (TLS, UDP, TCP_UDP, GENEVE are not supported for
+    # health checks); HealthCheckPath "must begin with a '/' character"; HealthCheckIntervalSeconds 5-300.
+    protocol = check.get("protocol")
+    if protocol is not None and protocol not in ("HTTP", "HTTPS", "TCP"):
+        return f'expected health_check.0.protocol to be one of ["HTTP" "HTTPS" "TCP"], got {protocol}'
+    path = check.get("path")
+    if path is not None and protocol in ("HTTP", "HTTPS") and not str(path).startswith("/"):
+        return f"ValidationError: Health check path must begin with a '/' character, got {path!r}"
+    interval = check.get("interval")
+    if interval is not None and not 5 <= int(interval) <= 300:
+        return f"expected health_check.0.interval to be in the range (5 - 300), got {int(interval)}"
+    # Proxy protocol v2 is a Network Load Balancer target group attribute (TCP, TLS, UDP, TCP_UDP).
+    if i.get("proxyProtocolV2") and i.get("protocol") not in ("TCP", "TLS", "UDP", "TCP_UDP"):
+        return (f"ValidationError: proxy protocol v2 is supported only for Network Load Balancer target groups "
+                f"(TCP, TLS, UDP, TCP_UDP), not {i.get('protocol')}")
     return None
 
 
@@ -181,7 +220,7 @@ RULES: dict[str, list[Callable[[str, dict], Optional[str]]]] = {
     LEGACY_RULE: [lambda n, i: _description(i.get("description"), "Description")],
     INSTANCE: [_user_data],
     KEY_PAIR: [_key_pair],
-    LOAD_BALANCER: [lambda n, i: _elb_name("lb", n, i)],
+    LOAD_BALANCER: [_load_balancer],
     TARGET_GROUP: [_target_group],
     LISTENER: [_listener],
     ATTACHMENT: [_attachment],

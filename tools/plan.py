@@ -294,6 +294,10 @@ class Stack:
                                    r.inputs.get("tags", {}).get("Role") or _role_of_name(r.name), r.id,
                                    r.outputs.get("privateIp", ""), list(r.inputs.get("vpcSecurityGroupIds") or []))
                           for r in resources if r.typ == INSTANCE]
+        # A load balancer with security groups is a member of them like an instance: rules that reference its group
+        # resolve to it, and its egress is the other side of the nodes' ingress from it.
+        self.balancers = [Instance(r.name, "loadbalancer", r.id, "", list(r.inputs.get("securityGroups") or []))
+                          for r in resources if r.typ == LOAD_BALANCER]
         self.rules = [Rule(r, RULE_TYPES[r.typ], r.inputs.get("securityGroupId", ""),
                            PROTOCOLS.get(str(r.inputs.get("ipProtocol", "")), str(r.inputs.get("ipProtocol", ""))),
                            _int(r.inputs.get("fromPort")), _int(r.inputs.get("toPort")),
@@ -311,7 +315,8 @@ class Stack:
         return (record.inputs.get("tags") or {}).get("Name") or record.name
 
     def members(self, group_id: str) -> list[Instance]:
-        return [i for i in self.instances if group_id in i.groups]
+        """Instances and load balancers that carry the group."""
+        return [i for i in [*self.instances, *self.balancers] if group_id in i.groups]
 
     def fleet_label(self, instances: list[Instance]) -> str:
         roles = Counter(i.role for i in instances)
@@ -432,6 +437,8 @@ def reach_lines(stack: Stack) -> list[str]:
             scheme = "internal" if lb.inputs.get("internal") else "internet-facing"
             check = (group.inputs.get("healthCheck") or {}) if group else {}
             health = " ".join(str(check.get(k, "")) for k in ("protocol", "port", "path")).strip() if check else "-"
+            if group is not None and group.inputs.get("proxyProtocolV2"):
+                health += " (PROXY v2 on: the check carries the header too)"
             rows.append([f"{lb.name} ({scheme})", _endpoint(listener), group.name if group else "-",
                          stack.fleet_label(attached) if group else "-", health])
         lines += _table(["Load balancer", "Listener", "Target group", "Attached", "Health check"], rows)
@@ -471,10 +478,20 @@ def topology(stack: Stack) -> tuple[dict[str, Box], dict[tuple[str, str], Edge]]
         boxes[f"fleet:{role}"] = Box(f"fleet:{role}", "fleet", f"{role} x{len(members)}",
                                      [_span(names), *groups], len(members))
 
+    records = {r.name: r for r in stack.resources if r.typ == LOAD_BALANCER}
+
+    def lb_box(lb: Recorded) -> str:
+        key = f"lb:{lb.name}"
+        internal = bool(lb.inputs.get("internal"))
+        kind = lb.inputs.get("loadBalancerType", "application")
+        boxes.setdefault(key, Box(key, "lb", lb.name, [f"{kind} load balancer",
+                                                       "internal" if internal else "internet-facing"]))
+        return key
+
     def ends(group_id: str) -> list[str]:
         members = stack.members(group_id)
         if members:
-            return sorted({f"fleet:{i.role}" for i in members})
+            return sorted({lb_box(records[i.name]) if i in stack.balancers else f"fleet:{i.role}" for i in members})
         key = f"group:{group_id}"
         boxes.setdefault(key, Box(key, "group", stack.group_name(group_id), ["no instance"]))
         return [key]
@@ -503,12 +520,9 @@ def topology(stack: Stack) -> tuple[dict[str, Box], dict[tuple[str, str], Edge]]
             peer = ends(rule.referenced) if rule.referenced else cidr("out", rule.cidr or "?")
             link(own, peer, rule.port, ok, rule.description)
     for lb, listener, group, attached in stack.forwarding():
-        key = f"lb:{lb.name}"
+        key = lb_box(lb)
         internal = bool(lb.inputs.get("internal"))
-        kind = lb.inputs.get("loadBalancerType", "application")
-        box = boxes.setdefault(key, Box(key, "lb", lb.name, [f"{kind} load balancer",
-                                                             "internal" if internal else "internet-facing"]))
-        box.lines.append(f"listener {_endpoint(listener)}")
+        boxes[key].lines.append(f"listener {_endpoint(listener)}")
         if not internal and not lb.inputs.get("securityGroups"):
             link(cidr("in", ANYWHERE), [key], _endpoint(listener), True, f"listener {listener.name}")
         if group is not None and attached:
