@@ -27,17 +27,12 @@ PROD = str(Path(__file__).resolve().parent.parent / "examples" / "Pulumi.prod.ya
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="client addresses (usesrc clientip) and the firewall (nftables) "
                                 "need root and a network namespace of the rehearsal's own")
-# On main the TLS target group (proxy protocol v2) is health-checked on the plain health listener: its targets
-# never become healthy. The rehearsal says so (test_prod_fails_when_the_health_server_loses_proxy_protocol); these
-# pass once the TLS group has its own proxy-protocol health listener (branch lbsg). Remove the mark then.
-UNTIL_LBSG = pytest.mark.xfail(reason="the TLS target group is health-checked without proxy protocol until lbsg "
-                               "lands", strict=False)
 
 
 @pytest.mark.parametrize("overrides", [
     {}, {"postanalyticsCount": 2, "filteringCount": 3}, {"mutualTls": False},
     {"tls": False, "mutualTls": False, "postanalyticsCount": 2},
-    pytest.param({"tlsCertificateArn": TLS_ARN}, marks=UNTIL_LBSG),
+    {"tlsCertificateArn": TLS_ARN},
 ], ids=["dev", "2x3-mtls", "tls-only", "plain-2", "tls-listener"])
 def test_rehearsal_passes(overrides, tmp_path):
     """Guards against a stack whose hosts would not connect, even though every declaration looks right."""
@@ -246,7 +241,6 @@ def health_server_loses_proxy_protocol(sandboxes, _run):
                                     if f"location = {render.HEALTH_PATH}" in block else block for block in servers))
 
 
-@UNTIL_LBSG
 def test_prod_rehearsal_passes(tmp_path):
     """Guards against an example production stack whose TLS listener never gets a healthy target (AWS sends the
     PROXY v2 header on health checks when proxy protocol is on)."""
@@ -290,11 +284,12 @@ def test_an_unhealthy_node_gets_no_traffic(tmp_path):
 def test_a_client_outside_client_cidrs_is_refused(tmp_path):
     """Guards against a firewall that admits clients outside clientCidrs, and against client addresses lost on the
     way (the application must see the client's own address)."""
-    report = rehearse("dev", {"clientCidrs": ["203.0.113.0/24"]}, tmp_path)
+    report = rehearse("dev", {"clientCidrs": ["203.0.113.0/24"], "tlsCertificateArn": TLS_ARN}, tmp_path)
     text = "\n".join(report.lines)
     assert report.ok, text
     traffic = _lb_rows(report, "traffic")
-    assert [t for t in traffic if "198.18.0.77" in t and "ok: refused" in t], text
+    for listener in ("TCP/80", "TLS/443"):  # 443 too: its target sees the load balancer, not the client
+        assert [t for t in traffic if t.startswith(listener) and "198.18.0.77" in t and "ok: refused" in t], text
     assert all("203.0.113.77" in t for t in traffic[1:] if "198.18.0.77" not in t), text
     assert _lb_rows(report, "firewall")[0].startswith("nftables in the namespace: firewall-filtering ingress")
 
