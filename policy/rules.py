@@ -6,15 +6,25 @@ those into plain values or `UNKNOWN`; an unknown value is checked again by `pulu
 
 Policies (all mandatory):
 - no-internet-ingress-beyond-http: no ingress from the internet but TCP 80 and 443. "The internet" is any
-  source wider than /8 (IPv4) or /32 (IPv6): `0.0.0.0/1` is half of it, and two such rules are all of it.
+  source wider than /8 (IPv4) or /32 (IPv6): `0.0.0.0/1` is half of it, and two such rules are all of it. A prefix
+  list counts as the internet too (only its ID reaches the pack, and its entries change without a deployment).
 - wstore-narrow-sources: the wstore ports (3313 and 6388, plus the stack's `wstorePort` / `wstoreTlsPort`
   and the policy's `wstorePorts` config) admit only security-group references or ranges no wider than /16
-  (IPv6 /48): an exposed wstore discloses traffic and runs Lua and OS commands for whoever reaches it.
-- private-nodes: only an instance tagged Role=jumphost may get a public IP; every other instance sets
-  associatePublicIpAddress false (unset, the subnet decides, and default-VPC subnets say yes).
-- no-elastic-ip-on-nodes: no Elastic IP attached to an instance other than the jump host.
-- imdsv2-hop-limit-1: instances require IMDSv2 tokens with a PUT hop limit of 1 (or disable the endpoint).
-- encrypted-volumes: root and extra EBS volumes of instances, and standalone volumes, are encrypted.
+  (IPv6 /64): an exposed wstore discloses traffic and runs Lua and OS commands for whoever reaches it.
+- wstore-public-sources-need-mutual-tls: a public source on wstore only on the TLS port with `tls` and
+  `mutualTls` on in the stack config, as the settings require of externalFilteringCidrs.
+- ssh-narrow-sources: SSH from no IPv6 source wider than /64.
+- no-wide-union-of-sources (stack): per security group, protocol and port, the CIDRs of all rules folded and
+  judged as one range (SSH one /8, wstore one /16, other ports but TCP 80/443 one /8).
+- private-nodes: only the jump host (tag Role=jumphost and declared by the JumpHost component) may get a public
+  IP; every other instance sets associatePublicIpAddress false (unset, the subnet decides, and default-VPC subnets
+  say yes); a launch template's network interfaces say "false".
+- jump-host-exemption (stack): one jump host, in the stack's jump-host security group, whose groups admit only SSH.
+- no-elastic-ip-on-nodes (stack): no Elastic IP on an instance, or a network interface, other than the jump host's.
+- imdsv2-hop-limit-1: instances and launch templates require IMDSv2 tokens with a PUT hop limit of 1 (or disable
+  the endpoint).
+- encrypted-volumes: root and extra EBS volumes of instances and launch templates, and standalone volumes, are
+  encrypted.
 - strong-tls-keys: no ECDSA P224 (pulumi-tls's default curve), no RSA under 2048 bits.
 - nlb-security-group: a network load balancer has a security group. AWS attaches one to an NLB only when it is
   created (adding it later replaces the load balancer and its DNS name; load-balancer-security-groups.md of the NLB
