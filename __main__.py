@@ -6,7 +6,7 @@ import pulumi_aws as aws
 from components import lookups, render, rollout, settings
 from components.entrypoint import TLS_TARGET_PORT, EntryPoint, EntryPointArgs
 from components.filtering import FilteringNode
-from components.firewall import Firewall, FirewallArgs, wstore_listeners
+from components.firewall import Firewall
 from components.host import NodeArgs
 from components.jumphost import JumpHost
 from components.monitoring import AgentAccess, Monitoring, MonitoringArgs, install_agents
@@ -25,10 +25,7 @@ pki = Pki("pki", PkiArgs(f"wallarm-postanalytics {s.stack} CA", s.cert_validity_
 ssh = SshKey("ssh", s.ssh_public_key, s.ssh_private_key)
 vpc_cidr = plan.vpc_cidr or s.vpc_cidr
 tls_target_port = TLS_TARGET_PORT if s.tls_certificate_arn else None
-firewall = Firewall("firewall", FirewallArgs(
-    network.vpc_id, vpc_cidr, s.ssh_allowed_cidrs, s.client_cidrs, s.external_filtering_cidrs,
-    wstore_listeners(s.wstore_port, s.wstore_tls_port, s.tls), s.protected_upstream, s.health_check_port,
-    jump_host=s.jump_host is not None, tls_target_port=tls_target_port))
+firewall = Firewall("firewall", settings.firewall_args(s, network.vpc_id))
 sg = firewall.group_ids
 
 
@@ -38,15 +35,16 @@ agent = AgentAccess("agent", s.stack, s.monitoring.log_retention_days)
 
 def node_args(arch: str, placement, groups: list) -> NodeArgs:
     return NodeArgs(s, images[arch], placement, groups, ssh.key_name, ssh.private_key,
-                    jump.proxy if jump else None, pki, instance_profile=agent.instance_profile)
+                    jump.proxy if jump else None, pki, jump=jump.bastion if jump else None,
+                    instance_profile=agent.instance_profile)
 
 
 jump = None
 if s.jump_host:
-    # amiId pins the nodes' image; the jump host always runs the official image of its own architecture.
-    jump = JumpHost("jumphost", NodeArgs(s, lookups.ami(s, s.jump_host.arch, pinned=False),
+    # amiId pins the nodes' image; the jump host runs jumpHostAmiId, or the official image of its own architecture.
+    jump = JumpHost("jumphost", NodeArgs(s, s.jump_host_ami_id or lookups.ami(s, s.jump_host.arch, pinned=False),
                                          network.placements("jumphost")[0], [sg["jumphost"], sg["deployer"]],
-                                         ssh.key_name, ssh.private_key))
+                                         ssh.key_name, ssh.private_key), image=s.jump_host_ami_id)
 
 postanalytics = [Postanalytics(f"postanalytics-{i}", node_args(s.postanalytics.arch, p,
                                                                 [sg["postanalytics"]]))
@@ -56,12 +54,16 @@ upstream = pulumi.Output.all(*[p.private_ip for p in postanalytics]).apply(
         render.upstream_servers(ips, s.wstore_port, s.wstore_tls_port, s.tls), s.tls, s.mutual_tls))
 nginx_conf = upstream.apply(
     lambda u: render.render_nginx_conf(u, s.protected_upstream, s.wallarm_mode, s.health_check_port,
-                                       tls_target_port, vpc_cidr))
+                                       tls_target_port, vpc_cidr, s.health_check_proxy_port,
+                                       upstream_ca=s.protected_upstream_ca is not None))
 filtering = [FilteringNode(f"filtering-{i}", node_args(s.filtering.arch, p, [sg["filtering"]]), nginx_conf)
              for i, p in enumerate(network.placements("filtering"))]
 entry = EntryPoint("entrypoint", EntryPointArgs(
-    network.vpc_id, network.public_subnet_ids, s.health_check_port, s.deregistration_delay,
-    s.tls_certificate_arn, s.wait_for_target_health, aws.config.region))
+    vpc_id=network.vpc_id, subnet_ids=network.load_balancer_subnet_ids(s.load_balancer_internal),
+    security_group_id=sg["loadbalancer"], health_check_port=s.health_check_port,
+    health_check_proxy_port=s.health_check_proxy_port, deregistration_delay=s.deregistration_delay,
+    certificate_arn=s.tls_certificate_arn, internal=s.load_balancer_internal, wait_for_health=s.wait_for_target_health,
+    region=aws.config.region))
 rollout.wire(postanalytics, filtering, entry)
 install_agents(s.stack, region, [*postanalytics, *filtering], agent)
 monitoring = Monitoring("monitoring", MonitoringArgs(
@@ -80,6 +82,7 @@ pulumi.export("dashboardUrl", monitoring.dashboard_url)
 nodes = [(n.name, n.private_ip) for n in [*postanalytics, *filtering]]
 if jump:
     pulumi.export("jumpHostPublicIp", jump.public_ip)
+    pulumi.export("jumpHostHostKey", jump.host_key)
     pulumi.export("deployerSecurityGroupId", sg["deployer"])
 pulumi.export("sshCommands", pulumi.Output.all(jump.public_ip if jump else None, *[ip for _, ip in nodes]).apply(
     lambda v: {name: (f"ssh -J {s.ssh_user}@{v[0]} " if v[0] else "ssh ") + f"{s.ssh_user}@{ip}"

@@ -1,8 +1,8 @@
 """FilteringNode: one NGINX-Wallarm filtering node.
 
-Creates: the EC2 instance (private subnet, no public IP); with mutual TLS, its client key, CSR (SANs: its private
-IP and DNS name) and certificate; remote steps upload -> wait (boot). components/rollout.py then declares, in
-order: install (the distribution's NGINX, then all-in-one mode filtering) -> configure (our NGINX file: the
+Creates: the EC2 instance (private subnet, no public IP) and its SSH host key; with mutual TLS, its client key,
+CSR (SANs: its private IP and DNS name) and certificate; remote steps sshd (wait for its SSH banner) -> upload
+-> wait (boot). components/rollout.py then declares, in order: install (the distribution's NGINX, then all-in-one mode filtering) -> configure (our NGINX file: the
 wallarm_wstore upstream, CA and client certificate files, the proxying server, the health location; nginx -t,
 reload) -> health (test attack counted, no new wstore write error) -> registration in the load balancer.
 """
@@ -40,9 +40,10 @@ class FilteringNode(pulumi.ComponentResource):
         super().__init__("wallarm:index:FilteringNode", name, None, opts)
         self.name, self.args = name, args
         s = args.settings
-        self.instance = create_instance(name, "filtering", s.filtering, args, s.filtering_version, self)
+        self.instance, self.host_key = create_instance(name, "filtering", s.filtering, args, s.filtering_version,
+                                                       self)
         self.private_ip = self.instance.private_ip
-        self.steps = HostSteps(name, self.instance, s.ssh_user, args.ssh_private_key, args.proxy, self)
+        self.steps = HostSteps(name, self.instance, self.host_key, args, self)
         self.booted = self.steps.boot(SCRIPTS, host_name(s.stack, name))
         self.spec = self._render_spec(nginx_conf)
         self.register_outputs({"privateIp": self.private_ip})
@@ -57,7 +58,8 @@ class FilteringNode(pulumi.ComponentResource):
                                            [self.private_ip], [self.instance.private_dns], parent=self)
         return pulumi.Output.all(nginx_conf, ca, cert, key).apply(
             lambda v: render.spec_json(render.filtering_spec(
-                self.name, v[0], s.tls, s.mutual_tls, ca_cert=v[1], client_cert=v[2], client_key=v[3])))
+                self.name, v[0], s.tls, s.mutual_tls, ca_cert=v[1], client_cert=v[2], client_key=v[3],
+                upstream_ca=s.protected_upstream_ca, protected_upstream=s.protected_upstream)))
 
     def install(self, after: Sequence[pulumi.Resource]) -> remote.Command:
         """install (after boot and `after`) -> configure."""

@@ -1,8 +1,9 @@
 """Shared pieces of a host: the EC2 instance and the remote steps that run scripts/ on it.
 
 - The instance's logical name carries a generation: a short hash of what needs a new machine (the installer
-  version, the instance type, an explicit amiId, the placement, the key pair). A new generation is a new resource, created with
-  the inputs the settings name now (the image included), registered and checked before the old one is deleted.
+  version, the instance type, an explicit amiId (jumpHostAmiId for the jump host), the placement, the key pair).
+  A new generation is a new resource, created with the inputs the settings name now (the image included),
+  registered and checked before the old one is deleted.
   Within a generation `ignore_changes=["ami"]` keeps a running node when a newer image is published. (On a
   replacement the engine copies ignored inputs from the old resource, so a replaced instance of the same name
   would boot the old image: the generation makes every intended replacement a creation instead.)
@@ -10,6 +11,14 @@
 - Every remote step carries `triggers=[instance.id, <hash of the scripts it runs>]`: a replaced instance, or an
   edited script, runs the step again; nothing else does. Secrets reach the host only through a Command's stdin;
   stdout and stderr are secret outputs.
+- Host keys: each machine boots with an ED25519 host key the program made (`<instance name>-hostkey`, one per
+  generation, so a replaced node comes with its own new key) and every connection pins it, on the proxy hop too
+  (`host_key`). pulumi-command then offers only that key's type and accepts only that key
+  (provider/pkg/provider/remote/connection.go: `HostKeyAlgorithms = [publicKey.Type()]`, `ssh.FixedHostKey`).
+- It also retries a failed handshake like a failed dial, with the same limit (`dialWithRetry`, 100 ms growing
+  1.5x up to 5 s between tries, pulumi/sdk util/retry): so the first step (`<node>-sshd`) waits for the booting
+  host's SSH banner without any key, and every step after it dials HANDSHAKE_TRIES times. A wrong host key fails
+  the step `<node>-...` within a minute with pulumi-command's `ssh: handshake failed: ssh: host key mismatch`.
 """
 
 from __future__ import annotations
@@ -23,9 +32,10 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
-from pulumi_command import remote
+import pulumi_tls as tls
+from pulumi_command import local, remote
 
-from components import render
+from components import cloudinit, render
 from components.settings import InstanceShape, Settings
 
 if TYPE_CHECKING:
@@ -34,6 +44,12 @@ if TYPE_CHECKING:
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 STAGE_DIR = "wallarm-deploy"
 STEP_TIMEOUT = pulumi.CustomTimeouts(create="40m", update="40m")
+# Dials of a step whose host already answered SSH (its `-sshd` wait): enough for an sshd restart at boot, few
+# enough that a wrong host key fails fast (tests/test_hostkeys.py sums pulumi-command's delays: under a minute).
+HANDSHAKE_TRIES = 12
+PER_DIAL_TIMEOUT = 10
+# How long the `-sshd` step waits for a booting machine's SSH server.
+BOOT_WAIT_SECONDS = 900
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +84,20 @@ class NodeArgs:
     """The jump host to dial through; None dials the private IP directly."""
     pki: Optional["Pki"] = None
     """The CA; None when TLS is off."""
+    jump: Optional["Bastion"] = None
+    """The jump host's pinned connection and its readiness; None dials the private IP directly."""
     instance_profile: Optional[pulumi.Input[str]] = None
     """The CloudWatch agent's instance profile (components/monitoring.py); None gives the instance no role."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bastion:
+    """The jump host as the nodes' steps use it."""
+
+    connection: remote.ConnectionArgs
+    """A pinned connection to the jump host itself (the nodes' `-sshd` waits run there)."""
+    ready: pulumi.Resource
+    """The jump host's own SSH wait: nothing dials it before."""
 
 
 @functools.cache
@@ -87,17 +115,27 @@ def generation(*parts: Optional[str]) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:8]
 
 
+def host_key(name: str, parent: pulumi.Resource) -> tls.PrivateKey:
+    """An ED25519 SSH host key (its private half a secret in state, as pulumi-tls marks it)."""
+    return tls.PrivateKey(name, algorithm="ED25519", opts=pulumi.ResourceOptions(parent=parent))
+
+
 def create_instance(name: str, role: str, shape: InstanceShape, args: NodeArgs, version: str,
-                    parent: pulumi.Resource, public: bool = False) -> aws.ec2.Instance:
+                    parent: pulumi.Resource, public: bool = False, key: Optional[tls.PrivateKey] = None,
+                    image: Optional[str] = None) -> tuple[aws.ec2.Instance, tls.PrivateKey]:
+    """The instance and its host key: `key` when given (the jump host keeps one across machines), else a new one
+    for this generation. `image` names an explicitly chosen image in the generation (the jump host's)."""
     s = args.settings
     # Everything that needs a new machine names it: a new type too (in place, AWS would stop every node of the
     # fleet at once; across architectures the replacement would keep the old image).
-    gen = generation(role, version, shape.instance_type, s.ami_id if role != "jumphost" else None,
+    gen = generation(role, version, shape.instance_type, s.ami_id if role != "jumphost" else image,
                      args.placement.key, s.ssh_public_key, s.os)
     vm_name = f"{name}-{gen}"
-    # The user data names role, version and architecture, for whoever reads the instance in the console.
-    user_data = f"#cloud-config\n# wallarm-postanalytics role={role} version={version} arch={shape.arch}\n"
-    return aws.ec2.Instance(
+    key = key or host_key(f"{vm_name}-hostkey", parent)
+    # Secret: it carries the host's private key (docs/security.md says who can read user data).
+    user_data = pulumi.Output.secret(pulumi.Output.all(key.private_key_openssh, key.public_key_openssh).apply(
+        lambda k: cloudinit.user_data(role, version, shape.arch, k[0], k[1])))
+    instance = aws.ec2.Instance(
         vm_name,
         ami=args.ami_id,
         instance_type=shape.instance_type,
@@ -116,31 +154,44 @@ def create_instance(name: str, role: str, shape: InstanceShape, args: NodeArgs, 
         tags={"Name": vm_name, "Role": role, "Node": name},
         opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["ami"]),
     )
+    return instance, key
 
 
-def connection(instance: aws.ec2.Instance, user: str, private_key: pulumi.Input[str],
-               proxy: Optional[remote.ProxyConnectionArgs]) -> remote.ConnectionArgs:
-    return remote.ConnectionArgs(
-        host=instance.private_ip,
-        user=user,
-        private_key=private_key,
-        proxy=proxy,
-        # A new instance needs a minute or two before sshd takes our key: keep dialling.
-        dial_error_limit=90,
-        per_dial_timeout=10,
-    )
+def connection(host: pulumi.Input[str], user: str, private_key: pulumi.Input[str], key: pulumi.Input[str],
+               proxy: Optional[remote.ProxyConnectionArgs] = None) -> remote.ConnectionArgs:
+    """A connection that pins `key` (an OpenSSH public key line) and dials HANDSHAKE_TRIES times."""
+    return remote.ConnectionArgs(host=host, user=user, private_key=private_key, host_key=key, proxy=proxy,
+                                 dial_error_limit=HANDSHAKE_TRIES, per_dial_timeout=PER_DIAL_TIMEOUT)
+
+
+def wait_for_sshd(name: str, host: pulumi.Input[str], via: Optional[remote.ConnectionArgs],
+                  triggers: Sequence[pulumi.Input], depends_on: Sequence[pulumi.Resource],
+                  parent: pulumi.Resource) -> pulumi.Resource:
+    """`<name>-sshd`: waits (scripts/wait-for-ssh.sh, on stdin) until `host` answers SSH, from the deployer or,
+    with `via`, from the jump host. It exchanges no key, so a booting host costs no pinned dial."""
+    create = pulumi.Output.concat("bash -s -- --host ", host, f" --timeout {BOOT_WAIT_SECONDS}")
+    opts = pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), custom_timeouts=STEP_TIMEOUT)
+    common = dict(create=create, stdin=script_text("wait-for-ssh.sh"),
+                  triggers=[*triggers, script_hash("wait-for-ssh.sh")], add_previous_output_in_env=False)
+    if via is None:
+        return local.Command(f"{name}-sshd", **common, opts=opts)
+    return remote.Command(f"{name}-sshd", connection=via, **common, opts=opts)
 
 
 class HostSteps:
     """Builds the remote steps of one host, all parented to its component."""
 
-    def __init__(self, name: str, instance: aws.ec2.Instance, user: str, private_key: pulumi.Input[str],
-                 proxy: Optional[remote.ProxyConnectionArgs], parent: pulumi.Resource):
+    def __init__(self, name: str, instance: aws.ec2.Instance, key: tls.PrivateKey, args: NodeArgs,
+                 parent: pulumi.Resource):
         self.name = name
-        self.user = user
+        self.user = args.settings.ssh_user
         self.parent = parent
         self.instance_id = instance.id
-        self.connection = connection(instance, user, private_key, proxy)
+        self.connection = connection(instance.private_ip, self.user, args.ssh_private_key, key.public_key_openssh,
+                                     args.proxy)
+        jump = args.jump
+        self.sshd = wait_for_sshd(name, instance.private_ip, jump.connection if jump else None, [self.instance_id],
+                                  [jump.ready] if jump else [], parent)
 
     def stage_path(self, script: str) -> str:
         return f"/home/{self.user}/{STAGE_DIR}/{script}"
@@ -153,7 +204,7 @@ class HostSteps:
                 source=pulumi.StringAsset(script_text(script)),
                 remote_path=self.stage_path(script),
                 triggers=[self.instance_id],
-                opts=pulumi.ResourceOptions(parent=self.parent),
+                opts=pulumi.ResourceOptions(parent=self.parent, depends_on=[self.sshd]),
             )
             for script in scripts
         ]

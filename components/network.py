@@ -120,7 +120,7 @@ class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     """The VPC."""
     vpc_cidr: pulumi.Output[str]
-    """Its IPv4 CIDR (the health check port is open to it only)."""
+    """Its IPv4 CIDR."""
     public_subnet_ids: pulumi.Output[list]
     """Subnets of the load balancer and the jump host."""
 
@@ -149,6 +149,18 @@ class Network(pulumi.ComponentResource):
             self.public_subnet_ids, private_ids = vpc.public_subnet_ids, vpc.private_subnet_ids
         self._ids = {"public": self.public_subnet_ids, "private": private_ids}
         self.register_outputs({"vpcId": self.vpc_id, "publicSubnetIds": self.public_subnet_ids})
+
+    def load_balancer_subnet_ids(self, internal: bool) -> pulumi.Output[list]:
+        """The load balancer's subnets, one per zone (an NLB takes no two in one zone): the public ones, or, for an
+        internal load balancer, the private ones of the zones the public subnets serve."""
+        if not internal:
+            return self.public_subnet_ids
+        if self.existing:
+            first: dict[str, str] = {}
+            for sub in self.plan.private:
+                first.setdefault(sub.zone, sub.key)
+            return pulumi.Output.from_input(list(first.values()))
+        return self._ids["private"]
 
     def placements(self, role: str) -> list[Placement]:
         """One Placement per node of a role (the jump host's in a public subnet)."""

@@ -12,9 +12,23 @@ from typing import Literal, Optional, Sequence
 import pulumi
 import pulumi_tls as tls
 
-# The CA outlives its leaves: it is valid for three leaf lifetimes and renews while a whole leaf lifetime
-# is still left, so a leaf never outlives the CA that signed it (a new CA re-issues every leaf).
+# The CA outlives its leaves: it is valid for three leaf lifetimes, at least three years, and renews while a whole
+# leaf lifetime and its renewal window are still left (at least 9480 hours: a year and a month), so a leaf never
+# outlives the CA that signed it (a new CA re-issues every leaf). The floors are what the CA got with the former
+# defaults (a year's leaves, a month's renewal): short leaves re-issue often, the CA (a rotation) rarely, and a
+# stack that upgrades keeps its CA.
+# Constraints: pulumi-tls sets basicConstraints CA:TRUE and the key usages below; it has no field for a path length
+# (pathLenConstraint 0, "signs leaves only"), so the CA could in principle sign an intermediate: its key is a
+# secret of the stack and signs nothing but these leaves.
 CA_LIFETIMES = 3
+CA_MIN_VALIDITY_HOURS = 3 * 8760
+CA_MIN_RENEWAL_HOURS = 8760 + 720
+
+
+def ca_hours(leaf_validity: int, leaf_renewal: int) -> tuple[int, int]:
+    """(validity, early renewal) of the CA, in hours, for leaves of this validity and renewal window."""
+    return (max(leaf_validity * CA_LIFETIMES, CA_MIN_VALIDITY_HOURS),
+            max(leaf_validity + leaf_renewal, CA_MIN_RENEWAL_HOURS))
 LEAF_USES = {
     "server": ["digital_signature", "key_encipherment", "server_auth"],
     "client": ["digital_signature", "key_encipherment", "client_auth"],
@@ -47,13 +61,14 @@ class Pki(pulumi.ComponentResource):
         self.args = args
         child = pulumi.ResourceOptions(parent=self)
         key = _key(f"{name}-ca-key", child)
+        ca_validity, ca_renewal = ca_hours(args.validity_hours, args.early_renewal_hours)
         ca = tls.SelfSignedCert(
             f"{name}-ca",
             private_key_pem=key.private_key_pem,
             is_ca_certificate=True,
             subject=tls.SelfSignedCertSubjectArgs(common_name=args.common_name, organization="wallarm-postanalytics"),
-            validity_period_hours=args.validity_hours * CA_LIFETIMES,
-            early_renewal_hours=args.validity_hours + args.early_renewal_hours,
+            validity_period_hours=ca_validity,
+            early_renewal_hours=ca_renewal,
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
             opts=child,
         )

@@ -1,8 +1,8 @@
 """Postanalytics: one wstore server.
 
-Creates: the EC2 instance (private subnet, no public IP); with TLS, its server key, CSR (SANs: its private IP and
-private DNS name) and certificate; remote steps upload -> wait (boot) -> install (all-in-one, mode postanalytics)
--> configure (env.list arena, wstore.yaml and node.yaml keys, certificate files, restart when changed).
+Creates: the EC2 instance (private subnet, no public IP) and its SSH host key; with TLS, its server key, CSR
+(SANs: its private IP and private DNS name) and certificate; remote steps sshd (wait for its SSH banner) ->
+upload -> wait (boot) -> install (all-in-one, mode postanalytics) -> configure (env.list arena, wstore.yaml and node.yaml keys, certificate files, restart when changed).
 The configure step is declared by `configure()`, from components/rollout.py, which says when it runs.
 """
 
@@ -35,9 +35,10 @@ class Postanalytics(pulumi.ComponentResource):
         super().__init__("wallarm:index:Postanalytics", name, None, opts)
         self.name, self.args = name, args
         s = args.settings
-        self.instance = create_instance(name, "postanalytics", s.postanalytics, args, s.postanalytics_version, self)
+        self.instance, self.host_key = create_instance(name, "postanalytics", s.postanalytics, args,
+                                                       s.postanalytics_version, self)
         self.private_ip, self.private_dns = self.instance.private_ip, self.instance.private_dns
-        self.steps = HostSteps(name, self.instance, s.ssh_user, args.ssh_private_key, args.proxy, self)
+        self.steps = HostSteps(name, self.instance, self.host_key, args, self)
         booted = self.steps.boot(SCRIPTS, host_name(s.stack, name))
         self.installed = self.steps.install(
             install_command(s, "postanalytics", s.postanalytics_version, s.postanalytics.arch), s.wallarm_token,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, Optional, Sequence
+from urllib.parse import urlsplit
 
 # Where things live on the hosts (Wallarm 6.x all-in-one layout).
 ENV_LIST = "/opt/wallarm/env.list"
@@ -23,6 +24,8 @@ NGINX_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 NGINX_CA = "/etc/nginx/wallarm/wstore-ca.crt"
 NGINX_CLIENT_CERT = "/etc/nginx/wallarm/client.crt"
 NGINX_CLIENT_KEY = "/etc/nginx/wallarm/client.key"
+NGINX_UPSTREAM_CA = "/etc/nginx/wallarm/upstream-ca.crt"
+SYSTEM_TRUST_STORE = "/etc/ssl/certs/ca-certificates.crt"
 WSTORE_UPSTREAM = "wallarm_wstore"
 MANAGED = "# Managed by Pulumi (wallarm-postanalytics): local changes are overwritten."
 
@@ -89,7 +92,37 @@ def render_upstream(servers: Sequence[str], tls: bool, mutual_tls: bool) -> str:
 HEALTH_PATH = "/healthz"
 
 
-def _proxy_server(listen: str, protected_upstream: str, mode: str, proto: str, real_ip_from: Optional[str]) -> str:
+def proxy_pass(protected_upstream: str) -> str:
+    """proxy_pass's argument under `location /`. NGINX's proxy_pass docs: "If the proxy_pass directive is specified
+    with a URI, then when a request is passed to the server, the part of a normalized request URI matching the
+    location is replaced by a URI specified in the directive"; without a URI, "request URI is passed to the server
+    in the same form as sent by a client". The matched part is "/", so the upstream's path gets exactly one trailing
+    slash (http://app/base: /x/y?q -> /base/x/y?q, never /basex/y); a path of "/" or none passes the URI unchanged.
+    https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_pass"""
+    parts = urlsplit(protected_upstream)
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme}://{parts.netloc}" + (f"{path}/" if path else "")
+
+
+def _upstream_tls(protected_upstream: str, upstream_ca: bool) -> str:
+    """For an https:// application: NGINX checks nothing by default (proxy_ssl_verify off, no SNI). Verify the chain
+    against the system trust store (Debian's and Ubuntu's ca-certificates bundle) or the CA of the setting
+    protectedUpstreamCaCertificate, and the name; send that name as SNI. proxy_ssl_verify_depth defaults to 1 (one
+    intermediate), fewer than some public chains have."""
+    if urlsplit(protected_upstream).scheme != "https":
+        return ""
+    host = urlsplit(protected_upstream).hostname
+    return (
+        "        proxy_ssl_verify on;\n"
+        "        proxy_ssl_verify_depth 4;\n"
+        f"        proxy_ssl_trusted_certificate {NGINX_UPSTREAM_CA if upstream_ca else SYSTEM_TRUST_STORE};\n"
+        "        proxy_ssl_server_name on;\n"
+        f"        proxy_ssl_name {host};\n"
+    )
+
+
+def _proxy_server(listen: str, protected_upstream: str, mode: str, proto: str, real_ip_from: Optional[str],
+                  upstream_ca: bool = False) -> str:
     """A server that analyses and proxies to the application; `real_ip_from` takes the client address from the
     load balancer's PROXY protocol header."""
     real_ip = (f"    set_real_ip_from {real_ip_from};\n    real_ip_header proxy_protocol;\n" if real_ip_from else "")
@@ -100,7 +133,8 @@ def _proxy_server(listen: str, protected_upstream: str, mode: str, proto: str, r
         f"{real_ip}"
         f"    wallarm_mode {mode};\n"
         "    location / {\n"
-        f"        proxy_pass {protected_upstream};\n"
+        f"        proxy_pass {proxy_pass(protected_upstream)};\n"
+        f"{_upstream_tls(protected_upstream, upstream_ca)}"
         "        proxy_set_header Host $host;\n"
         "        proxy_set_header X-Real-IP $remote_addr;\n"
         "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
@@ -110,19 +144,11 @@ def _proxy_server(listen: str, protected_upstream: str, mode: str, proto: str, r
     )
 
 
-def render_nginx_conf(upstream: str, protected_upstream: str, mode: str, health_port: int,
-                      tls_port: Optional[int] = None, vpc_cidr: Optional[str] = None) -> str:
-    """Our one NGINX file (http context, conf.d): the wstore upstream, the proxying server, and the location the
-    load balancer checks (answered by NGINX itself, never proxied, never analysed). With `tls_port`, a second
-    proxying server for what the load balancer's TLS listener decrypted: the client address comes in the PROXY
-    protocol header (from the VPC only), and the application is told the client used https."""
-    servers = _proxy_server("80 default_server", protected_upstream, mode, "$scheme", None)
-    if tls_port is not None:
-        servers += _proxy_server(f"{tls_port} proxy_protocol", protected_upstream, mode, "https", vpc_cidr)
+def _health_server(listen: str) -> str:
+    """A server that answers the load balancer's HTTP health check itself: never proxied, never analysed."""
     return (
-        f"{MANAGED}\n{upstream}\n{servers}"
         "server {\n"
-        f"    listen {health_port};\n"
+        f"    listen {listen};\n"
         "    server_name _;\n"
         "    wallarm_mode off;\n"
         "    access_log off;\n"
@@ -135,6 +161,27 @@ def render_nginx_conf(upstream: str, protected_upstream: str, mode: str, health_
         "    }\n"
         "}\n"
     )
+
+
+def render_nginx_conf(upstream: str, protected_upstream: str, mode: str, health_port: int,
+                      tls_port: Optional[int] = None, vpc_cidr: Optional[str] = None,
+                      proxy_health_port: Optional[int] = None, upstream_ca: bool = False) -> str:
+    """Our one NGINX file (http context, conf.d): the wstore upstream, the proxying server, and the health server
+    the load balancer checks on `health_port`. With `tls_port`, a second proxying server for what the load
+    balancer's TLS listener decrypted: the client address comes in the PROXY protocol header, and the application
+    is told the client used https. That target group has proxy protocol v2 on, and AWS sends the PROXY header on
+    its health checks too ("Health check connections", load-balancer-target-groups.md of the NLB guide), so it is
+    checked on a second health server, on `proxy_health_port`, whose `listen` expects the header: a plain `listen`
+    answers 400 to it, and a `proxy_protocol` one answers 400 without it."""
+    servers = _proxy_server("80 default_server", protected_upstream, mode, "$scheme", None, upstream_ca)
+    health = _health_server(str(health_port))
+    if tls_port is not None:
+        if proxy_health_port is None:
+            raise ValueError("a proxy-protocol listener needs its own health port (proxy_health_port)")
+        servers += _proxy_server(f"{tls_port} proxy_protocol", protected_upstream, mode, "https", vpc_cidr,
+                                 upstream_ca)
+        health += _health_server(f"{proxy_health_port} proxy_protocol")
+    return f"{MANAGED}\n{upstream}\n{servers}{health}"
 
 
 def _file(path: str, content: str, mode: str, owner: str = "root") -> dict[str, Any]:
@@ -184,10 +231,18 @@ def filtering_spec(
     ca_cert: Optional[str] = None,
     client_cert: Optional[str] = None,
     client_key: Optional[str] = None,
+    upstream_ca: Optional[str] = None,
+    protected_upstream: Optional[str] = None,
 ) -> dict[str, Any]:
-    """What one filtering node must look like after NGINX and the installer ran."""
+    """What one filtering node must look like after NGINX and the installer ran. The application's host is
+    resolved on the node before `nginx -t` and the reload, and refused there if it means this host or the metadata
+    service (a name's addresses are known only to the node's resolver)."""
     files = [_file(NGINX_CONF, nginx_conf, "0644")]
     absent = [NGINX_DEFAULT_SITE]  # its `listen 80 default_server` would clash with ours
+    if upstream_ca:
+        files.append(_file(NGINX_UPSTREAM_CA, upstream_ca, "0644"))
+    else:
+        absent.append(NGINX_UPSTREAM_CA)
     if tls:
         files.append(_file(NGINX_CA, ca_cert, "0644"))
     else:
@@ -196,10 +251,12 @@ def filtering_spec(
         files += [_file(NGINX_CLIENT_CERT, client_cert, "0644"), _file(NGINX_CLIENT_KEY, client_key, "0600")]
     else:
         absent += [NGINX_CLIENT_CERT, NGINX_CLIENT_KEY]
+    extra = {"upstream_names": [urlsplit(protected_upstream).hostname]} if protected_upstream else {}
     return {
         "name": name,
         "files": files,
         "absent": absent,
+        **extra,
         # The installer leaves its own (commented) wallarm_wstore_upstream line; ours must be the only live one.
         "unique_directive": {"directive": "wallarm_wstore_upstream", "under": NGINX_DIR, "owner": NGINX_CONF},
         "check": [["nginx", "-t", "-q"]],

@@ -3,7 +3,8 @@
 
 A spec says what a host must look like: files with content, mode and owner; files that must be absent; KEY=VALUE
 variables of env files; dotted keys of YAML files (every other key is kept); a directive that must stay live in
-one file only; checks to run on the new files; commands to run once when anything changed; and checks after.
+one file only; host names that must not resolve to this host or the metadata service; checks to run on the new
+files; commands to run once when anything changed; and checks after.
 
 - Nothing changes unless something differs: a second run with the same spec writes nothing, restarts nothing,
   and says so.
@@ -45,12 +46,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import fcntl
+import ipaddress
 import json
 import math
 import os
 import pwd
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -69,7 +72,8 @@ LOCK_FILE = f"{STATE_DIR}/apply.lock"
 JOURNAL = f"{STATE_DIR}/apply-journal.json"
 TMP_PREFIX = ".wallarm-deploy-"
 MANAGED_ROOTS = ("/opt/wallarm", "/etc/nginx", STATE_DIR)
-SPEC_KEYS = {"name", "files", "absent", "env", "yaml", "unique_directive", "check", "on_change", "verify"}
+SPEC_KEYS = {"name", "files", "absent", "env", "yaml", "unique_directive", "upstream_names", "check", "on_change",
+             "verify"}
 COMMAND_TIMEOUT = 300
 DEFAULT_LOCK_TIMEOUT = 300.0
 EXIT_FAILED, EXIT_SPEC, EXIT_BUSY = 1, 2, 3
@@ -220,6 +224,7 @@ DOTTED = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 MODE = re.compile(r"0?[0-7]{3}")
 USER = re.compile(r"[a-z_][a-z0-9_-]*\$?")
 DIRECTIVE = re.compile(r"[a-z_]+")
+HOST_NAME = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 
 
 def _merge_entry(entry: Any, where: str, section: str) -> None:
@@ -279,6 +284,10 @@ def validate(spec: Any) -> dict:
             _fail("unique_directive.directive", ud["directive"], "it must be an NGINX directive name")
         _path(ud["under"], "unique_directive.under", directory=True)
         _path(ud["owner"], "unique_directive.owner")
+    for i, name in enumerate(_list(spec.get("upstream_names", []), "upstream_names", "host names")):
+        if not isinstance(name, str) or not HOST_NAME.fullmatch(name):
+            _fail(f"upstream_names[{i}]", name, "it must be a host name or address (letters, digits, dots, hyphens, "
+                                                 "colons)")
     for key in ("check", "on_change", "verify"):
         _commands(spec, key)
     return spec
@@ -973,6 +982,56 @@ def run_all(commands: list[list[str]], what: str) -> None:
         log(f"{what} ok: {' '.join(command)}")
 
 
+# ---------------------------------------------------------------- the application's addresses
+
+# AWS's instance metadata service on IPv6 (Nitro): a unique-local address, which is not link-local.
+METADATA_V6 = ipaddress.IPv6Address("fd00:ec2::254")
+
+
+def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Optional[str]:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address in (ipaddress.IPv4Address("169.254.169.254"), METADATA_V6):
+        return "the instance metadata service"
+    for attribute, what in (("is_loopback", "a loopback address"), ("is_link_local", "a link-local address"),
+                            ("is_unspecified", "the unspecified address (this host)")):
+        if getattr(address, attribute):
+            return what
+    return None
+
+
+def resolve(name: str) -> list[str]:
+    """The addresses NGINX will get for `name`: getaddrinfo(), as NGINX calls it when it loads its configuration.
+    Test hook (never set in production; sudo drops it): WALLARM_APPLY_HOSTS=FILE answers from a hosts-format file."""
+    hosts = os.environ.get("WALLARM_APPLY_HOSTS")
+    if hosts:
+        with open(hosts, encoding="utf-8") as fh:
+            found = [line.split()[0] for line in fh if name.lower() in line.split("#")[0].lower().split()[1:]]
+        if not found:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return found
+    infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    return [info[4][0].split("%")[0] for info in infos]
+
+
+def check_upstream_names(names: list[str]) -> None:
+    """Refuses (ApplyError) an application name that resolves, here and now, to this host, the link-local range or
+    the metadata service: the settings judged literal addresses, only the node's resolver knows what a name means.
+    A name that does not resolve is left to `nginx -t`, which refuses it with NGINX's own message."""
+    for name in names:
+        try:
+            addresses = list(dict.fromkeys(resolve(name)))
+        except (socket.gaierror, UnicodeError) as exc:
+            log(f"upstream check: {name} does not resolve here ({getattr(exc, 'strerror', exc)}); nginx -t judges it")
+            continue
+        for address in addresses:
+            reason = _internal(ipaddress.ip_address(address))
+            if reason is not None:
+                raise ApplyError(f"upstream check: {name} resolves to {address}, {reason}; protectedUpstream must "
+                                 "reach the application, never this host or the metadata service")
+        log(f"upstream check ok: {name} resolves to {', '.join(addresses)}")
+
+
 # ---------------------------------------------------------------- applying
 
 def rollback(journal: Journal, on_change: list[list[str]], restart: bool) -> tuple[bool, str]:
@@ -1053,6 +1112,7 @@ def apply(spec: dict) -> dict:
             put(w.path, w.state)
             boundary(f"{'removed' if w.state.kind == 'absent' else 'wrote'} {w.path}")
             log(f"{'removed' if w.state.kind == 'absent' else 'wrote'} {w.path}")
+        check_upstream_names(spec.get("upstream_names", []))
         run_all(_commands(spec, "check"), "check")
         restarting = True
         run_all(on_change, "restart")

@@ -5,37 +5,16 @@ nodes go only where their type is offered, and the VPC's other subnets move noth
 
 from __future__ import annotations
 
-import pulumi
 import pytest
 
 from components import host
 from tests.conftest import program_run
 from tests.helpers import instance_records
+from tools.changes import by_urn, changed  # the change preview (tools.plan --changes) reads changes the same way
 from tools.mocks import ProviderMocks
 from tools.program import run_program, stack_config
 
 STEPS = ("command:remote:Command", "command:remote:CopyToRemote")
-
-
-def comparable(value):
-    """Inputs as the engine compares them: an asset by its content (Asset objects have no equality)."""
-    if isinstance(value, pulumi.Asset):
-        return ("asset", getattr(value, "text", None) or getattr(value, "path", None))
-    if isinstance(value, dict):
-        return {k: comparable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [comparable(v) for v in value]
-    return value
-
-
-def by_urn(run) -> dict[str, dict]:
-    return {r.urn: comparable(r.inputs) for r in run.mocks.resources}
-
-
-def changed(before, after) -> set[str]:
-    """Names of the resources present in both runs whose inputs differ."""
-    a, b = by_urn(before), by_urn(after)
-    return {urn.rsplit("::", 1)[1] for urn in a.keys() & b.keys() if a[urn] != b[urn]}
 
 
 @pytest.fixture
@@ -177,9 +156,15 @@ def test_an_existing_vpc_uses_the_listed_subnets_only():
     assert jump.inputs["subnetId"] in EXISTING["publicSubnetIds"]
     health = [r for r in run.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
               if r.inputs["fromPort"] == 8081]
-    assert [r.inputs["cidrIpv4"] for r in health] == ["172.31.0.0/16"], "health checks open beyond the VPC"
+    # Health checks admitted from the load balancer's group, whatever CIDR (primary or secondary) its subnets are in.
+    lb_group = run.mocks.named("firewall-loadbalancer").id
+    assert [(r.inputs.get("cidrIpv4"), r.inputs["referencedSecurityGroupId"]) for r in health] == [(None, lb_group)]
     [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert lb.inputs["subnets"] == EXISTING["publicSubnetIds"]
+    # Internal: one private subnet per zone the load balancer serves (an NLB takes no two subnets of one zone).
+    [internal] = program_run(**EXISTING, loadBalancerInternal=True).mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert internal.inputs["internal"] is True
+    assert internal.inputs["subnets"] == ["subnet-0a1b2c3d4e5f60011", "subnet-0a1b2c3d4e5f60012"]
 
 
 def test_a_mode_change_reloads_nginx_and_checks_again_only():

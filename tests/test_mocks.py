@@ -9,7 +9,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
 import pytest
+from pulumi import dynamic
 
+from components import waits
 from tools.mocks import ProviderMocks, StrictMonitor
 
 LONG = "x" * 256
@@ -61,6 +63,15 @@ def twice(build_a, build_b):
     return both
 
 
+class RawStep(dynamic.Resource):
+    """A wait step with whatever inputs a test gives it."""
+
+
+def wait_step(instance_id="i-0123456789abcdef0", port=80,
+              arn="arn:aws:elasticloadbalancing:eu-central-1:1:targetgroup/entrypoint-http/1"):
+    return lambda: waits.TargetWait("w", "drain", "n", instance_id, [waits.Target(arn, port)], True, 60)
+
+
 REFUSED = [
     ("group-description-apostrophe", sg(description="the distribution's mirrors"), "for parameter GroupDescription is invalid"),
     ("group-description-256", sg(description=LONG), "for parameter GroupDescription is invalid"),
@@ -88,6 +99,20 @@ REFUSED = [
                                                                   default_actions=[{"type": "forward", "target_group_arn": "arn:tg"}]),
      "A certificate must be specified for HTTPS and TLS listeners"),
     ("tg-deregistration-delay-3601", tg(deregistration_delay="3601"), "expected deregistration_delay to be in the range (0 - 3600)"),
+    ("lb-six-security-groups", lb(security_groups=[f"sg-0123456789abcdef{k}" for k in range(6)]),
+     "at most 5 security groups, got 6"),
+    ("lb-security-group-not-an-id", lb(security_groups=["firewall-loadbalancer"]), "is not a security group ID"),
+    ("lb-security-group-twice", lb(security_groups=["sg-0123456789abcdef0", "sg-0123456789abcdef0"]), "listed twice"),
+    ("gateway-lb-with-security-groups", lambda: aws.lb.LoadBalancer("gw", load_balancer_type="gateway",
+                                                                    security_groups=["sg-0123456789abcdef0"]),
+     "not supported for load balancers with type 'gateway'"),
+    ("tg-health-check-tls", tg(health_check={"protocol": "TLS"}), 'to be one of ["HTTP" "HTTPS" "TCP"], got TLS'),
+    ("tg-health-check-path-without-slash", tg(health_check={"protocol": "HTTP", "path": "healthz"}),
+     "must begin with a '/' character"),
+    ("tg-health-check-interval-4", tg(health_check={"protocol": "HTTP", "interval": 4}), "range (5 - 300), got 4"),
+    ("tg-proxy-protocol-on-http", lambda: aws.lb.TargetGroup("alb", port=80, protocol="HTTP", proxy_protocol_v2=True,
+                                                             vpc_id="vpc-0123456789abcdef0"),
+     "proxy protocol v2 is supported only for Network Load Balancer target groups"),
     ("tg-health-check-port-0", tg(health_check={"port": "0", "protocol": "HTTP"}), "health check port 0 must be from 1 to 65535"),
     ("attachment-port-0", lambda: aws.lb.TargetGroupAttachment("t", target_group_arn="arn:tg", target_id="i-0123456789abcdef0",
                                                                  port=0), "port 0 must be from 1 to 65535"),
@@ -100,6 +125,13 @@ REFUSED = [
     ("user-data-over-16k", instance(user_data="#" * 16385), "User data is limited to 16384 bytes"),
     ("key-pair-name-256", lambda: aws.ec2.KeyPair("k", key_name="k" * 256, public_key="ssh-ed25519 AAAA"),
      "for parameter KeyName is invalid"),
+    ("wait-target-not-an-instance", wait_step(instance_id="10.0.1.10"), "an instance target group takes instance IDs"),
+    ("wait-target-group-not-an-arn", wait_step(arn="arn:aws:elasticloadbalancing:eu-central-1:1:loadbalancer/net/x/1"),
+     "'targetGroupArn' must be a target group ARN"),
+    ("wait-port-0", wait_step(port=0), "port 0 must be from 1 to 65535"),
+    ("wait-credential-input", lambda: RawStep(waits.TargetWaits(), "w", {
+        "kind": "drain", "node": "n", "instanceId": "i-0123456789abcdef0", "targets": [], "wait": True, "delay": 15,
+        "maxAttempts": 1, "secretKey": "s"}), "a credential is never an input of a wait step"),
     ("duplicate-urn", twice(sg(), sg()), "Duplicate resource URN 'urn:pulumi:test::strict::pulumi:pulumi:Stack$aws:ec2/securityGroup:SecurityGroup::web'; try giving it a unique name"),
 ]
 
@@ -119,6 +151,10 @@ ACCEPTED = [
     ("eip-vpc", lambda: aws.ec2.Eip("e", domain="vpc")),
     ("vpc-cidr-28", lambda: awsx.ec2.Vpc("v", cidr_block="10.0.0.0/28")),
     ("tg-deregistration-delay-3600", tg(deregistration_delay="3600", health_check={"port": "traffic-port"})),
+    ("wait-step", wait_step()),
+    ("lb-five-security-groups", lb(security_groups=[f"sg-0123456789abcdef{k}" for k in range(5)])),
+    ("tg-proxy-protocol-http-check", tg(proxy_protocol_v2=True, health_check={"protocol": "HTTP", "port": "8082",
+                                                                              "path": "/healthz", "interval": 5})),
     ("same-name-other-type", twice(sg(), lambda: aws.ec2.KeyPair("web", public_key="ssh-ed25519 AAAA"))),
 ]
 

@@ -73,6 +73,9 @@ def test_a_node_serves_only_once_checked(program):
         assert {f"{node.name}-target", f"{node.name}-health"} <= deps
         target = program.mocks.named(f"{node.name}-target")
         assert program.mocks.named(f"{node.name}-health").urn in target.options["dependencies"]
+        step = program.mocks.named(f"{node.name}-in-service")
+        assert step.typ == "pulumi-python:dynamic:Resource" and step.inputs["kind"] == "in-service", step.urn
+        assert target.urn in step.options["dependencies"], f"{node.name}-in-service does not follow its attachment"
 
 
 def test_a_departing_node_is_drained_before_it_is_terminated(program):
@@ -81,11 +84,47 @@ def test_a_departing_node_is_drained_before_it_is_terminated(program):
     (Pulumi deletes a resource before what it depends on), and must be replaced with its instance."""
     mocks = program.mocks
     for node in program.namespace["filtering"]:
-        target, drain = mocks.named(f"{node.name}-target"), mocks.named(f"{node.name}-drain")
+        target, drained = mocks.named(f"{node.name}-target"), mocks.named(f"{node.name}-drained")
         instance = next(r for r in mocks.of_type("aws:ec2/instance:Instance") if r.inputs["tags"]["Node"] == node.name)
-        assert drain.urn in target.options["dependencies"], f"{node.name}-target does not follow its drain step"
-        assert drain.inputs["delete"].startswith("aws elbv2 wait target-deregistered --region eu-central-1")
-        assert f"--targets Id={instance.id},Port=80" in drain.inputs["delete"] and "create" not in drain.inputs
-        assert drain.inputs["triggers"] == [instance.id], "a new instance must replace the drain step (its delete runs)"
-    assert not [r.name for r in mocks.resources if r.options.get("deleteBeforeReplace")], \
+        assert drained.typ == "pulumi-python:dynamic:Resource", drained.urn
+        assert drained.urn in target.options["dependencies"], f"{node.name}-target does not follow its drain step"
+        assert instance.id == drained.inputs["instanceId"], "the drain step must follow (and be replaced with) its instance"
+        assert drained.inputs["kind"] == "drain" and drained.inputs["wait"] is True, drained.inputs
+        group = mocks.named("entrypoint-http")
+        assert drained.inputs["targets"] == [{"targetGroupArn": group.outputs["arn"], "port": 80}], drained.inputs
+    # Listeners are the exception (test below): they are replaced only with the load balancer, never with a node.
+    assert not [r.name for r in mocks.resources if r.options.get("deleteBeforeReplace")
+                and r.typ != "aws:lb/listener:Listener"], \
         "a delete-before-replace would remove the old node before its successor serves"
+
+
+def test_the_drain_lasts_the_deregistration_delay(program):
+    """Guards against a drain wait that gives up before the load balancer stops draining (the AWS CLI's waiter
+    stops after 600 s, deregistrationDelay allows 3600): the waiter and the step's timeout cover the delay."""
+    from components import waits
+    for long_run in (program, program_run(postanalyticsCount=2, filteringCount=3, deregistrationDelay=3600)):
+        delay = long_run.namespace["s"].deregistration_delay
+        drained = long_run.mocks.named("filtering-0-drained")
+        covered = drained.inputs["delay"] * drained.inputs["maxAttempts"]
+        assert covered >= delay + waits.DRAIN_MARGIN_SECONDS, (delay, drained.inputs)
+        timeout = drained.options["customTimeouts"]["delete"]
+        assert int(timeout.rstrip("s")) > covered, (timeout, covered)
+    assert delay == 3600
+
+
+def test_the_cli_drain_step_of_older_stacks_loses_its_delete(program):
+    """Guards against upgrading a stack whose state holds `<node>-drain` with `aws elbv2 wait target-deregistered`
+    as its delete: dropped from the program, that text would run against a target that stays registered and fail
+    every `pulumi up`. The program still declares it, with no command at all, so the update erases the text."""
+    for node in program.namespace["filtering"]:
+        legacy = next(r for r in program.mocks.of_type("command:local:Command") if r.name == f"{node.name}-drain")
+        assert not {"create", "update", "delete"} & set(legacy.inputs), legacy.inputs
+        assert "triggers" in legacy.options.get("ignoreChanges", []), "a replacement would run the old delete"
+
+
+def test_a_replaced_load_balancer_gets_its_listeners_after_the_old_ones_go(program):
+    """Guards against the cut-over of a stack created before the load balancer had its security group failing
+    half-way: an NLB's target group serves one load balancer at a time (CreateListener answers
+    TargetGroupAssociationLimit), so each listener is deleted before it is created again on the new load balancer."""
+    listeners = program.mocks.of_type("aws:lb/listener:Listener")
+    assert listeners and all(r.options["deleteBeforeReplace"] for r in listeners), [r.name for r in listeners]

@@ -1,7 +1,10 @@
 """The GitHub workflows: valid against GitHub's schema; third-party actions pinned by commit; the Pulumi CLI pinned;
 preview, drift and deploy per stack in the stack's environment, with the stack list read from the Pulumi.*.yaml
-files; AWS sessions within an hour; a daily drift check; and the deploy job's deployer-group steps, run for real
-against stub `pulumi`, `curl` and `aws` commands. The policy pack has its own tests (tests/test_policy.py)."""
+files and skipped with a notice until the stacks are bootstrapped; secrets only in jobs bound to an environment,
+never for forks; every AWS session outlasting the steps that use it; a daily drift check that also finds deployer
+group rules left open; the recovery of a killed `pulumi up`; and the deploy job's deployer-group steps, run for
+real against stub `pulumi`, `curl`, `aws` and `gh` commands. The policy pack has its own tests
+(tests/test_policy.py), the lock its own (tests/test_lock.py)."""
 
 from __future__ import annotations
 
@@ -95,7 +98,7 @@ def test_third_party_actions_are_pinned_by_commit_with_their_version():
 def test_the_pulumi_cli_version_is_pinned_once_per_workflow():
     """Guards against a CLI that changes under a pipeline (pulumi/actions installs the newest 3.x by default)."""
     versions = set()
-    floor = re.search(r"^pulumi>=([\d.]+)", (ROOT / "requirements.txt").read_text(), re.M)
+    floor = re.search(r"^pulumi>=([\d.]+)", (ROOT / "requirements.in").read_text(), re.M)
     for name in STACK_JOBS:
         version = str(_workflow(name)["env"]["PULUMI_VERSION"])
         assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{name}: PULUMI_VERSION {version!r} is not X.Y.Z"
@@ -125,6 +128,7 @@ def test_every_stack_runs_in_its_environment_with_oidc_and_the_policy_pack(name)
     assert wf["jobs"]["stacks"]["uses"] == "./.github/workflows/stacks.yml"
     assert "stacks" in job["needs"]
     assert job["strategy"]["matrix"]["stack"] == MATRIX_FROM_FILES
+    assert "needs.stacks.outputs.ready == 'true'" in job["if"], "an unbootstrapped repository must skip, not fail"
     assert job["environment"]["name"] == "${{ matrix.stack }}"
     assert job["permissions"]["id-token"] == "write"
     assert job["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
@@ -135,10 +139,10 @@ def test_every_stack_runs_in_its_environment_with_oidc_and_the_policy_pack(name)
         assert int(step["with"]["role-duration-seconds"]) <= 3600, f"{name}: {step['with']}"
     runs = _pulumi_command_steps(name, job_name)
     steps = job["steps"]
-    install = next((i for i, s in enumerate(steps) if str(s.get("run", "")).strip() == "pulumi install"), None)
-    cli = next(i for i, s in enumerate(steps) if _uses(s, "pulumi/actions") and "command" not in s.get("with", {}))
-    assert install is not None and cli < install < steps.index(runs[0]), \
-        "pulumi/actions installs no dependencies: `pulumi install` (after the CLI) makes the venv of Pulumi.yaml"
+    install = next((i for i, s in enumerate(steps) if "--require-hashes -r requirements.txt" in str(s.get("run"))),
+                   None)
+    assert install is not None and install < steps.index(runs[0]), \
+        "pulumi/actions installs no dependencies: the lock must be installed into the venv of Pulumi.yaml first"
     assert [s["with"]["command"] for s in runs] == [command]
     for step in runs:
         assert step["with"]["stack-name"] == "${{ matrix.stack }}"
@@ -162,12 +166,37 @@ def test_deploys_run_one_stack_at_a_time_and_never_cancel_a_running_up():
     assert wf["concurrency"]["cancel-in-progress"] is False
 
 
-def test_the_deploy_ends_within_its_aws_session():
-    """Guards against credentials that expire in the middle of `pulumi up` (an hour by default)."""
-    steps = _steps("deploy.yml", "up")
-    up = next(s for s in _pulumi_command_steps("deploy.yml", "up"))
-    first_creds = next(s for s in steps if _uses(s, "aws-actions/configure-aws-credentials"))
-    assert up["timeout-minutes"] * 60 < int(first_creds["with"]["role-duration-seconds"])
+def _uses_aws(step: dict) -> bool:
+    text = str(step.get("run", ""))
+    return _uses(step, "pulumi/actions") and "command" in step.get("with", {}) or \
+        bool(re.search(r"\b(pulumi|aws)\b|recover-stack", text))
+
+
+@pytest.mark.parametrize("name,job", [(n, j) for n, (j, _) in STACK_JOBS.items()])
+def test_every_aws_session_outlasts_the_steps_that_use_it(name, job):
+    """Guards against credentials that expire in the middle of a step (a first deploy's bootstrap followed by a long
+    `pulumi up` outlived one 3600 s session): every step after a credentials step has a timeout, the timeouts of
+    the steps that share one session add up to less than its role-duration-seconds, and the job's own timeout
+    leaves room for all of them (so the closing steps run)."""
+    steps = _steps(name, job)
+    budget, session, used = None, None, 0
+    for index, step in enumerate(steps):
+        if _uses(step, "aws-actions/configure-aws-credentials"):
+            budget, session, used = int(step["with"]["role-duration-seconds"]), step.get("name", index), 0
+            continue
+        if budget is None:
+            continue
+        assert "timeout-minutes" in step, f"{name}: step {step.get('name') or step.get('id')} has no timeout"
+        used += int(step["timeout-minutes"]) * 60
+        if _uses_aws(step):
+            assert used < budget, (f"{name}: the session of {session!r} ({budget} s) ends before step "
+                                   f"{step.get('name') or step.get('id')!r} may end ({used} s)")
+    assert budget is not None
+    if name == "deploy.yml":
+        assert all("timeout-minutes" in s for s in steps), "every deploy step has a timeout"
+        total = sum(int(s["timeout-minutes"]) for s in steps)
+        assert total <= int(_workflow(name)["jobs"][job]["timeout-minutes"]), \
+            f"{name}: the steps may take {total} min, longer than the job's timeout, which would skip the close step"
 
 
 def test_the_drift_check_runs_daily_and_fails_on_any_change():
@@ -194,40 +223,70 @@ def _run_step(script: str, cwd: Path, env: dict, tmp_path: Path) -> tuple[subpro
     return proc, output.read_text()
 
 
-def _stack_list(cwd: Path, tmp_path: Path, order: str = "") -> tuple[subprocess.CompletedProcess, list | None]:
+BACKEND = "s3://state-bucket?region=eu-central-1"
+INITIALISED = "encryptionsalt: v1:abc=:v1:def:ghi==\nconfig: {}\n"
+
+
+def _stack_list(cwd: Path, tmp_path: Path, order: str = "", backend: str = BACKEND
+                ) -> tuple[subprocess.CompletedProcess, list | None, str | None]:
     script = _step("stacks.yml", "list", "list")["run"]
-    proc, out = _run_step(script, cwd, {"STACK_ORDER": order}, tmp_path)
-    line = next((line for line in out.splitlines() if line.startswith("stacks=")), None)
-    return proc, json.loads(line[len("stacks="):]) if line else None
+    proc, out = _run_step(script, cwd, {"STACK_ORDER": order, "PULUMI_BACKEND_URL": backend}, tmp_path)
+    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return proc, json.loads(values["stacks"]) if "stacks" in values else None, values.get("ready")
+
+
+def _repo(tmp_path: Path, stacks: dict[str, str]) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir(exist_ok=True)
+    (repo / "Pulumi.yaml").write_text("name: x\n")
+    for stack, text in stacks.items():
+        (repo / f"Pulumi.{stack}.yaml").write_text(text)
+    return repo
 
 
 def test_the_stack_list_comes_from_the_stack_files(tmp_path):
     """Guards against a stack file that no pipeline picks up (the matrix is read from the files, not typed)."""
-    proc, stacks = _stack_list(ROOT, tmp_path)
+    repo = _repo(tmp_path, {s: INITIALISED for s in STACKS})
+    proc, stacks, ready = _stack_list(repo, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert stacks == STACKS and stacks
+    assert stacks == STACKS and stacks and ready == "true"
 
 
 def test_a_new_stack_file_joins_every_pipeline_in_promotion_order(tmp_path):
     """Guards against a new stack needing a workflow edit, or deploying before the stacks it is promoted after."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for stack in ("production", "dev", "staging", "sandbox"):
-        (repo / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
-    (repo / "Pulumi.yaml").write_text("name: x\n")
-    proc, stacks = _stack_list(repo, tmp_path, order="dev staging production ghost dev")
+    repo = _repo(tmp_path, {s: INITIALISED for s in ("production", "dev", "staging", "sandbox")})
+    proc, stacks, _ = _stack_list(repo, tmp_path, order="dev staging production ghost dev")
     assert proc.returncode == 0, proc.stderr
     assert stacks == ["dev", "staging", "production", "sandbox"]
-    assert "STACK_ORDER names ghost" in proc.stderr
+    assert "::warning::STACK_ORDER names ghost" in proc.stdout
 
 
-def test_no_stack_file_stops_the_pipelines_with_a_sentence(tmp_path):
-    """Guards against an empty matrix that GitHub rejects with an unrelated error."""
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    proc, stacks = _stack_list(empty, tmp_path)
-    assert proc.returncode != 0 and stacks is None
-    assert "No Pulumi.<stack>.yaml in the repository root" in proc.stderr
+@pytest.mark.parametrize("files,backend,expected", [
+    ({}, BACKEND, "No Pulumi.<stack>.yaml in the repository root"),
+    ({"dev": INITIALISED}, "", "The repository variable PULUMI_BACKEND_URL is not set"),
+    ({"dev": "config: {}\n"}, BACKEND, "Pulumi.dev.yaml holds no encryptionsalt or secretsprovider"),
+])
+def test_an_unbootstrapped_repository_skips_with_a_notice_naming_the_setup_step(tmp_path, files, backend, expected):
+    """Guards against every workflow failing (or GitHub rejecting an empty matrix) on a repository whose stacks
+    are not set up yet: the list step succeeds, says which set-up step is missing, and the per-stack jobs skip."""
+    proc, stacks, ready = _stack_list(_repo(tmp_path, files), tmp_path, backend=backend)
+    assert proc.returncode == 0, proc.stderr
+    assert stacks == [] and ready == "false"
+    (notice,) = [line for line in proc.stdout.splitlines() if line.startswith("::notice")]
+    assert expected in notice and "Setting up a stack for the pipelines" in notice
+    for name, (job, _) in STACK_JOBS.items():
+        assert "needs.stacks.outputs.ready == 'true'" in _workflow(name)["jobs"][job]["if"]
+
+
+def test_a_stack_not_initialised_in_the_backend_is_skipped_alone(tmp_path):
+    """Guards against one new stack file (committed before `pulumi stack init`) failing every stack's pipeline,
+    while Pulumi Cloud stacks (no encryptionsalt: the service encrypts) still count as bootstrapped."""
+    repo = _repo(tmp_path, {"dev": "config: {}\n", "production": INITIALISED})
+    proc, stacks, ready = _stack_list(repo, tmp_path)
+    assert (stacks, ready) == (["production"], "true")
+    assert "pulumi stack init dev --secrets-provider passphrase" in proc.stdout
+    proc, stacks, _ = _stack_list(repo, tmp_path, backend="https://api.pulumi.com")
+    assert stacks == ["dev", "production"]
 
 
 # ---- the deployer group ------------------------------------------------------------------------------------
@@ -370,8 +429,8 @@ def test_the_deployer_group_is_always_closed_with_fresh_credentials():
     up_index = steps.index(_pulumi_command_steps("deploy.yml", "up")[0])
     open_index, close_index = ids.index("open"), ids.index("close")
     assert open_index < up_index < close_index
-    creds = steps[close_index - 1]
-    assert _uses(creds, "aws-actions/configure-aws-credentials")
+    creds = next(s for s in reversed(steps[:close_index]) if _uses(s, "aws-actions/configure-aws-credentials"))
+    assert steps.index(creds) > up_index
     for step in (creds, steps[close_index]):
         assert step["if"].startswith("always() &&") and "steps.open.outputs.group-id" in step["if"]
     assert steps[close_index]["env"]["GROUP"] == "${{ steps.open.outputs.group-id }}"
@@ -407,3 +466,177 @@ def test_dependabot_keeps_the_action_pins_current():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ecosystems = {u["package-ecosystem"] for u in yaml.safe_load(path.read_text())["updates"]}
     assert "github-actions" in ecosystems
+
+
+# ---- secrets out of reach of unreviewed code ---------------------------------------------------------------
+
+def _jobs() -> list[tuple[str, str, dict]]:
+    return [(path.name, name, job) for path in FILES for name, job in yaml.safe_load(path.read_text())["jobs"].items()]
+
+
+def test_secrets_are_read_only_by_jobs_bound_to_a_stack_environment():
+    """Guards against a passphrase that a job without an environment could read (a repository secret reaches any
+    job of a same-repository pull request, the tests included): every `secrets.` reference sits in a job bound to
+    the stack's environment, whose required reviewers hold it until a maintainer approves."""
+    readers = []
+    for workflow, name, job in _jobs():
+        if "secrets." in yaml.safe_dump(job):
+            assert job.get("environment", {}).get("name") == "${{ matrix.stack }}", \
+                f"{workflow}:{name} reads a secret outside the stack's environment"
+            readers.append(f"{workflow}:{name}")
+    assert sorted(readers) == ["deploy.yml:up", "drift.yml:drift", "preview.yml:preview"]
+
+
+def test_pull_requests_from_forks_and_dependabot_get_no_stack_preview():
+    """Guards against `pull_request_target` (which hands a fork's code the base repository's secrets) and against
+    previews that fail on every fork or Dependabot pull request, for want of secrets GitHub never gives them."""
+    for path in FILES:
+        triggers = yaml.safe_load(path.read_text())[True]
+        assert not {"pull_request_target", "workflow_run"} & set(triggers), path.name
+    condition = _workflow("preview.yml")["jobs"]["preview"]["if"]
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    assert "github.actor != 'dependabot[bot]'" in condition
+    notice = next(s for s in _steps("preview.yml", "test") if "::notice" in str(s.get("run")))
+    assert "head.repo.full_name != github.repository" in notice["if"]
+
+
+# ---- recovery of a killed `pulumi up` ----------------------------------------------------------------------
+
+STATE = {
+    "version": 3,
+    "deployment": {
+        "manifest": {"time": "2026-11-29T22:00:00Z"},
+        "secrets_providers": {"type": "passphrase", "state": {"salt": "v1:abc"}},
+        "resources": [{"urn": "urn:pulumi:dev::wallarm-postanalytics::pulumi:pulumi:Stack::wallarm-postanalytics-dev",
+                       "type": "pulumi:pulumi:Stack", "custom": False}],
+        "pending_operations": [
+            {"type": "creating", "resource": {
+                "urn": "urn:pulumi:dev::wallarm-postanalytics::aws:ec2/instance:Instance::filtering-0-g1",
+                "type": "aws:ec2/instance:Instance", "inputs": {"tags": {"Name": "filtering-0-g1"}}}},
+            {"type": "updating", "resource": {
+                "urn": "urn:pulumi:dev::wallarm-postanalytics::command:remote:Command::filtering-0-configure",
+                "type": "command:remote:Command"}},
+        ],
+    },
+}
+
+RECOVER_STUB = """#!/usr/bin/env bash
+printf '%s\\n' "$(basename "$0") $*" >> "$STUB_LOG"
+case "$*" in
+  cancel*) exit "$(cat "$STUB_DIR/cancel-exit" 2>/dev/null || echo 0)" ;;
+  "stack export"*) cp "$STUB_DIR/state.json" "${@: -1}" ;;
+  "stack import"*) cp "${@: -1}" "$STUB_DIR/imported.json" ;;
+esac
+"""
+
+
+def _recover(tmp_path: Path, state: dict, cancel_exit: int = 0) -> tuple[subprocess.CompletedProcess, list[str]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    stub = bin_dir / "pulumi"
+    stub.write_text(RECOVER_STUB)
+    stub.chmod(0o755)
+    (bin_dir / "state.json").write_text(json.dumps(state))
+    (bin_dir / "cancel-exit").write_text(str(cancel_exit))
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    proc = subprocess.run(["bash", str(ROOT / ".ci" / "recover-stack"), "--stack", "dev"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+                                                      "STUB_DIR": str(bin_dir), "STUB_LOG": str(log)})
+    return proc, log.read_text().splitlines()
+
+
+def test_recovery_releases_the_lock_and_resolves_pending_operations(tmp_path):
+    """Guards against a timed-out or killed `pulumi up` that leaves the stack locked, or with pending operations
+    that stop the next deploy; and against a recovery that silently forgets a resource AWS created: each pending
+    create is named, with its Name tag, and everything else in the state is imported back unchanged."""
+    proc, calls = _recover(tmp_path, STATE)
+    assert proc.returncode == 0, proc.stderr
+    assert calls[0] == "pulumi cancel --yes --non-interactive --stack dev"
+    assert calls[1].startswith("pulumi stack export --stack dev --file ")
+    assert calls[2].startswith("pulumi stack import --stack dev --file ")
+    imported = json.loads((tmp_path / "bin" / "imported.json").read_text())
+    expected = json.loads(json.dumps(STATE))
+    del expected["deployment"]["pending_operations"]
+    assert imported == expected
+    warnings = [line for line in proc.stdout.splitlines() if line.startswith("::warning::")]
+    assert len(warnings) == 2
+    assert "pending creating of aws:ec2/instance:Instance filtering-0-g1" in warnings[0]
+    assert "Name tag filtering-0-g1" in warnings[0] and "pulumi import" in warnings[0]
+    assert "pending updating of command:remote:Command filtering-0-configure" in warnings[1]
+
+
+def test_recovery_of_a_clean_stack_changes_nothing(tmp_path):
+    """Guards against a recovery that re-imports (and so rewrites) a state that needs nothing, or fails when the
+    lock is already gone."""
+    clean = json.loads(json.dumps(STATE))
+    del clean["deployment"]["pending_operations"]
+    proc, calls = _recover(tmp_path, clean, cancel_exit=1)
+    assert proc.returncode == 0, proc.stderr
+    assert not [c for c in calls if "import" in c]
+    assert "no pending operation" in proc.stderr
+
+
+def test_the_deploy_recovers_after_a_failed_or_cancelled_up_or_bootstrap():
+    """Guards against a recovery that never runs when it is needed (a timeout is a failure, a cancel is not), or
+    that runs on the expired session of the `pulumi up` it follows; and a runner that died can be recovered by
+    hand from the workflow's form."""
+    steps = _steps("deploy.yml", "up")
+    ids = [s.get("id") for s in steps]
+    recover = steps[ids.index("recover")]
+    assert recover["run"] == 'bash .ci/recover-stack --stack "$STACK"'
+    for step_id in ("up", "bootstrap"):
+        for outcome in ("failure", "cancelled"):
+            assert f"steps.{step_id}.outcome == '{outcome}'" in recover["if"]
+    assert recover["if"].startswith("always() &&")
+    assert ids.index("up") < ids.index("recover") < ids.index("close")
+    creds = next(s for s in reversed(steps[:ids.index("recover")]) if _uses(s, "aws-actions/configure-aws-credentials"))
+    assert steps.index(creds) > ids.index("up") and recover["if"].split("&&", 1)[1].strip()[1:-1] in creds["if"]
+    first = steps[ids.index("recover-first")]
+    assert first["if"] == "inputs.recover" and first["run"] == recover["run"]
+    assert _workflow("deploy.yml")[True]["workflow_dispatch"]["inputs"]["recover"]["type"] == "boolean"
+
+
+# ---- the drift check's deployer group ------------------------------------------------------------------------
+
+DRIFT_STUB = """#!/usr/bin/env bash
+printf '%s\\n' "$(basename "$0") $*" >> "$STUB_LOG"
+case "$(basename "$0") $*" in
+  "pulumi stack output"*) cat "$STUB_DIR/group" ;;
+  "aws ec2 describe-security-group-rules"*) cat "$STUB_DIR/rules" ;;
+  "gh api"*) run="${2##*/}"; cat "$STUB_DIR/run-$run" 2>/dev/null || echo completed ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("rules,running,fails", [
+    ("", set(), False),
+    ("None\n", set(), False),
+    ("sgr-01\t198.51.100.7/32\tGitHub Actions run 77\n", {"77"}, False),
+    ("sgr-01\t198.51.100.7/32\tGitHub Actions run 77\n", set(), True),
+    ("sgr-02\t0.0.0.0/0\topened by hand\n", set(), True),
+])
+def test_the_drift_check_fails_on_a_deployer_group_rule_left_open(tmp_path, rules, running, fails):
+    """Guards against a rule that a dead runner (or a person) left on the deployer group, which `pulumi preview`
+    cannot see (Pulumi manages no rule of that group), while a deploy in progress keeps its own rule."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("pulumi", "aws", "gh"):
+        (bin_dir / name).write_text(DRIFT_STUB)
+        (bin_dir / name).chmod(0o755)
+    (bin_dir / "group").write_text("sg-0dep\n")
+    (bin_dir / "rules").write_text(rules)
+    for run in running:
+        (bin_dir / f"run-{run}").write_text("in_progress\n")
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    step = _step("drift.yml", "drift", "deployer-group")
+    assert step["if"] == "success() || failure()"
+    proc, _ = _run_step(step["run"], ROOT, {"PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_DIR": str(bin_dir),
+                                            "STUB_LOG": str(log), "STACK": "dev", "GITHUB_REPOSITORY": "o/r"},
+                        tmp_path)
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("::error")]
+    assert (proc.returncode != 0) is fails and bool(errors) is fails, proc.stdout + proc.stderr
+    if fails:
+        assert "sg-0dep, the deployer group of dev" in errors[0] and "revoke-security-group-ingress" in errors[0]
+    assert _workflow("drift.yml")["jobs"]["drift"]["permissions"]["actions"] == "read"

@@ -17,20 +17,31 @@ import pytest
 
 from tests.conftest import ROOT, program_run
 from tools import plan as planmod
-from tools.plan import (ATTACHMENT, INSTANCE, LISTENER, RULE_TYPES, SECURITY_GROUP, STACK_TYPE, Stack, build_tree,
+from tools.plan import (ATTACHMENT, INSTANCE, LISTENER, LOAD_BALANCER, RULE_TYPES, SECURITY_GROUP, STACK_TYPE, Stack, build_tree,
                         collapse, count_lines, reach_lines, render_tree, topology)
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _roles(resources, group_id: str) -> Counter:
-    """Role tag -> number of instances that carry this security group, read straight from the records."""
-    return Counter(r.inputs["tags"]["Role"] for r in resources
-                   if r.typ == INSTANCE and group_id in r.inputs.get("vpcSecurityGroupIds", []))
+    """Role tag -> number of instances that carry this security group (and "loadbalancer" -> load balancers that
+    carry it), read straight from the records."""
+    roles = Counter(r.inputs["tags"]["Role"] for r in resources
+                    if r.typ == INSTANCE and group_id in r.inputs.get("vpcSecurityGroupIds", []))
+    roles.update("loadbalancer" for r in resources
+                 if r.typ == LOAD_BALANCER and group_id in (r.inputs.get("securityGroups") or []))
+    return roles
 
 
 def _fleet_text(roles: Counter) -> str:
     return ", ".join(f"{role} x{n}" for role, n in sorted(roles.items())) or "no instance"
+
+
+def _box_title(resources, group_id: str) -> str:
+    """The picture's box for a group's members: the load balancer's own box (its name) when a load balancer
+    carries the group, else the fleet."""
+    lbs = [r.name for r in resources if r.typ == LOAD_BALANCER and group_id in (r.inputs.get("securityGroups") or [])]
+    return lbs[0] if lbs else _fleet_text(_roles(resources, group_id))
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +95,33 @@ def test_a_referenced_group_resolves_to_the_fleet_that_carries_it(fleets):
     for row in wstore:
         assert f"[filtering x{filtering}]" in row.source, row.source
         assert row.both_sides == "yes", f"{row.rule.record.name}: {row.both_sides}"
+
+
+TLS_ARN = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+
+
+def test_the_load_balancer_group_is_the_nodes_only_way_in_and_both_sides_agree():
+    """Guards against a plan that shows the load balancer's group as an empty group (its rules flagged one-sided),
+    or a node port open to a CIDR again: clients reach the load balancer's group, the nodes admit their traffic and
+    health ports from that group only, and the picture draws clients -> load balancer -> filtering nodes."""
+    run = program_run(tlsCertificateArn=TLS_ARN)
+    stack = Stack(run.mocks.resources)
+    rows = stack.reach()
+    lb_rows = [r for r in rows if r.rule.referenced and "firewall-loadbalancer [loadbalancer x1]" in
+               (r.source if r.rule.direction == "in" else r.target)]
+    assert {r.port for r in lb_rows if r.rule.direction == "in"} == {"tcp/80", "tcp/8443", "tcp/8081", "tcp/8082"}
+    assert all(r.both_sides == "yes" for r in lb_rows), [(r.rule.record.name, r.both_sides) for r in lb_rows]
+    node_cidr_ingress = [r.rule.record.name for r in rows if r.rule.direction == "in" and r.rule.cidr
+                         and "[filtering x" in r.target and r.port != "tcp/22"]
+    assert node_cidr_ingress == [], node_cidr_ingress
+    boxes, edges = topology(stack)
+    lb = next(k for k, b in boxes.items() if b.kind == "lb")
+    assert ("cidr-in:0.0.0.0/0", lb) in edges and {"tcp/80", "tcp/443"} <= edges[("cidr-in:0.0.0.0/0", lb)].ports
+    assert not edges[("cidr-in:0.0.0.0/0", lb)].one_sided
+    assert ("cidr-in:0.0.0.0/0", "fleet:filtering") not in edges, "clients still reach the nodes directly"
+    assert not edges[(lb, "fleet:filtering")].one_sided
+    text = "\n".join(reach_lines(stack))
+    assert "HTTP 8082 /healthz (PROXY v2 on" in text, text
 
 
 def test_a_planted_rule_shows_up_with_its_peer_and_a_missing_other_side(dev):
@@ -173,7 +211,7 @@ def test_the_picture_is_svg_naming_every_fleet_and_linking_referenced_groups(fle
         if row.rule.referenced:
             ends = (row.rule.referenced, row.rule.group) if row.rule.direction == "in" else \
                 (row.rule.group, row.rule.referenced)
-            src, dst = (_fleet_text(_roles(resources, g)) for g in ends)
+            src, dst = (_box_title(resources, g) for g in ends)
             assert any(t.startswith(f"{src} -> {dst}:") for t in titles), f"no arrow {src} -> {dst}"
 
 
@@ -206,3 +244,37 @@ def test_a_bad_setting_exits_non_zero_with_the_programs_sentence():
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "wallarmMode" in lines[0] and "'loud'" in lines[0], done.stderr
+
+
+def _plan_text(*sets: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert planmod.main(["--stack", "dev"] + [a for s in sets for a in ("--set", s)]) == 0
+    return out.getvalue()
+
+
+def test_a_region_with_four_zones_plans_on_invented_zones_and_says_so():
+    """Guards against eu-central-1's zones answered for every region (us-east-1 with 4 zones was refused)."""
+    text = _plan_text("aws:region=us-east-1", "availabilityZoneCount=4")
+    assumed = text.split("Assumed offline")[1].splitlines()[1:]
+    assert "  zones of us-east-1: us-east-1a, us-east-1b, us-east-1c, us-east-1d (invented: only AWS knows the " \
+           "region's zones)" in assumed, assumed
+    run = planmod.make_plan("dev", {"aws:region": "us-east-1", "availabilityZoneCount": 4}).run
+    [vpc] = run.mocks.of_type("awsx:ec2:Vpc")
+    assert vpc.inputs["availabilityZoneNames"] == [f"us-east-1{z}" for z in "abcd"]
+    assert all(".us-east-1." in r.outputs["privateDns"] for r in run.mocks.of_type(INSTANCE))
+
+
+def test_an_existing_vpc_with_any_ids_plans_with_the_ids_it_lists_and_says_what_it_assumed():
+    """Guards against `no matching EC2 VPC found`: the mocks knew only the example's IDs."""
+    vpc, public, private = "vpc-0123456789abcdef0", ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"], \
+        ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"]
+    overrides = {"vpcId": vpc, "publicSubnetIds": public, "privateSubnetIds": private}
+    run = planmod.make_plan("dev", overrides).run
+    [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert lb.inputs["subnets"] == public
+    nodes = [r for r in run.mocks.of_type(INSTANCE) if r.inputs["tags"]["Role"] != "jumphost"]
+    assert {r.inputs["subnetId"] for r in nodes} == set(private)
+    assert all(r.inputs.get("vpcId") == vpc for r in run.mocks.of_type(SECURITY_GROUP))
+    assert f"{vpc} has the CIDR 10.0.0.0/16 (vpcCidr" in "\n".join(run.mocks.assumed)
+    assert sum(f"subnet {s} is in" in "\n".join(run.mocks.assumed) for s in public + private) == 4

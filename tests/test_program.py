@@ -88,19 +88,70 @@ def test_without_jump_host_nodes_take_ssh_from_the_admin_networks():
     assert all(c.startswith("ssh admin@10.") for c in run.exports["sshCommands"].values())
 
 
+def _peer(mocks, rule) -> str:
+    """A rule's peer: its CIDR, or the role of the group it references."""
+    ref = rule.inputs.get("referencedSecurityGroupId")
+    if ref is None:
+        return rule.inputs["cidrIpv4"]
+    return next(r.inputs["tags"]["Role"] for r in mocks.of_type("aws:ec2/securityGroup:SecurityGroup") if r.id == ref)
+
+
 def test_filtering_ingress(variant):
-    """Guards against the filtering nodes exposing anything but port 80 to clients and the health port to the VPC."""
+    """Guards against the filtering nodes exposing a port to a CIDR (a client range, or the VPC's, which misses a
+    secondary CIDR and, with client IP preservation, every client): port 80 and the health port only from the load
+    balancer's group, SSH only from the jump host's."""
     _, _, run = variant
-    ports = {(r.inputs["fromPort"], r.inputs.get("cidrIpv4") or "sg") for r in _rules(run.mocks, INGRESS, "filtering")}
-    assert ports == {(80, "0.0.0.0/0"), (8081, "10.0.0.0/16"), (22, "sg")}
+    ports = {(r.inputs["fromPort"], _peer(run.mocks, r)) for r in _rules(run.mocks, INGRESS, "filtering")}
+    assert ports == {(80, "loadbalancer"), (8081, "loadbalancer"), (22, "jumphost")}
+
+
+TLS_ARN = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+
+
+@pytest.mark.parametrize("overrides", [{}, {"tlsCertificateArn": TLS_ARN},
+                                       {"tlsCertificateArn": TLS_ARN, "clientCidrs": '["198.51.100.0/25", '
+                                        '"198.51.100.128/25", "203.0.113.0/24"]'}],
+                         ids=["plain", "tls", "tls-folded-clients"])
+def test_the_load_balancer_group_admits_the_clients_and_reaches_only_the_nodes(overrides):
+    """Guards against 443 open to everyone while clientCidrs restrict 80 (the issue's TLS path), a load balancer
+    created without its group (AWS cannot add one later), egress from it beyond the nodes' traffic and health
+    ports, and a client list that is not folded (two /25s are one rule)."""
+    run = program_run(**overrides)
+    tls = "tlsCertificateArn" in overrides
+    [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert lb.inputs["securityGroups"] == [_sg(run.mocks, "loadbalancer")], lb.name
+    clients = {"198.51.100.0/24", "203.0.113.0/24"} if "clientCidrs" in overrides else {"0.0.0.0/0"}
+    listeners = {80, 443} if tls else {80}
+    ingress = {(r.inputs["fromPort"], _peer(run.mocks, r)) for r in _rules(run.mocks, INGRESS, "loadbalancer")}
+    assert ingress == {(p, c) for p in listeners for c in clients}
+    node_ports = {80, 8081} | ({8443, 8082} if tls else set())
+    egress = {(r.inputs["fromPort"], _peer(run.mocks, r)) for r in _rules(run.mocks, EGRESS, "loadbalancer")}
+    assert egress == {(p, "filtering") for p in node_ports}
+    admitted = {r.inputs["fromPort"] for r in _rules(run.mocks, INGRESS, "filtering") if _peer(run.mocks, r) == "loadbalancer"}
+    assert admitted == node_ports
+    groups = run.mocks.of_type("aws:lb/targetGroup:TargetGroup")
+    checked = {int(g.inputs["healthCheck"]["port"]) for g in groups}
+    assert checked <= admitted and all(g.inputs["healthCheck"]["protocol"] == "HTTP" for g in groups)
+
+
+def test_an_internal_load_balancer_sits_in_the_private_subnets():
+    """Guards against loadBalancerInternal that leaves the load balancer internet-facing or in public subnets."""
+    run = program_run(loadBalancerInternal=True)
+    [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    [vpc] = run.mocks.of_type("awsx:ec2:Vpc")
+    assert lb.inputs["internal"] is True
+    assert lb.inputs["subnets"] == vpc.outputs["privateSubnetIds"]
+    [public] = program_run().mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert public.inputs["internal"] is False and public.inputs["subnets"] == vpc.outputs["publicSubnetIds"]
 
 
 def test_egress_is_limited(variant):
-    """Guards against allow-all egress: only HTTPS, apt's HTTP, wstore, SSH from the jump host, the application."""
+    """Guards against allow-all egress: only HTTPS, apt's HTTP, wstore, SSH from the jump host, the application,
+    and the distribution's updates on 80/443 from every host (the jump host too)."""
     _, overrides, run = variant
     s = _settings(overrides)
     pa = {(r.inputs["fromPort"], r.inputs["ipProtocol"]) for r in _rules(run.mocks, EGRESS, "postanalytics")}
-    assert pa == {(443, "tcp")}
+    assert pa == {(443, "tcp"), (80, "tcp")}
     fl = _rules(run.mocks, EGRESS, "filtering")
     to_wstore = {(r.inputs["fromPort"], r.inputs["ipProtocol"]) for r in fl if r.inputs.get("referencedSecurityGroupId")}
     assert to_wstore == ({(6388, "tcp")} if s["tls"] else {(3313, "tcp"), (3313, "udp")})
@@ -108,7 +159,7 @@ def test_egress_is_limited(variant):
     assert any(r.inputs.get("cidrIpv4") == "10.0.0.10/32" and r.inputs["fromPort"] == 8080 for r in fl), \
         "no egress to the protected application 10.0.0.10:8080"
     jump = {(r.inputs["fromPort"], r.inputs.get("referencedSecurityGroupId")) for r in _rules(run.mocks, EGRESS, "jumphost")}
-    assert jump == {(22, _sg(run.mocks, "filtering")), (22, _sg(run.mocks, "postanalytics"))}
+    assert jump == {(22, _sg(run.mocks, "filtering")), (22, _sg(run.mocks, "postanalytics")), (80, None), (443, None)}
 
 
 def test_no_node_has_a_public_address(variant):
@@ -145,6 +196,9 @@ def test_every_remote_step_goes_through_the_jump_host(variant):
     private = {o["privateIp"] for role in ("postanalytics", "filtering") for o in instances(run.mocks, role).values()}
     for r in steps:
         c = r.inputs["connection"]
+        if r.name.endswith("-sshd"):  # the wait for a node's SSH banner runs on the jump host itself
+            assert c["host"] == eip.outputs["publicIp"] and "proxy" not in c, r.name
+            continue
         assert c["proxy"]["host"] == eip.outputs["publicIp"] and c["proxy"]["user"] == "admin", r.name
         assert c["host"] in private, f"{r.name} dials {c['host']}"
         assert "PRIVATE KEY" in c["proxy"]["privateKey"]
@@ -156,6 +210,7 @@ def test_load_balancer_targets_exactly_the_filtering_nodes(variant):
     [lb] = run.mocks.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert lb.inputs["loadBalancerType"] == "network" and lb.inputs["internal"] is False
     assert lb.inputs["enableCrossZoneLoadBalancing"] is True
+    assert lb.inputs["securityGroups"] == [_sg(run.mocks, "loadbalancer")]
     [tg] = run.mocks.of_type("aws:lb/targetGroup:TargetGroup")
     assert (tg.inputs["port"], tg.inputs["protocol"], tg.inputs["targetType"]) == (80, "TCP", "instance")
     assert tg.inputs["preserveClientIp"] == "true" and tg.inputs["deregistrationDelay"] == 30
@@ -185,7 +240,16 @@ def test_tls_listener_with_a_certificate():
     for port in (80, 8443):
         assert sorted(a.inputs["targetId"] for a in attachments if a.inputs["port"] == port) == ids, port
     tls_in = [r for r in _rules(run.mocks, INGRESS, "filtering") if r.inputs["fromPort"] == 8443]
-    assert [r.inputs["cidrIpv4"] for r in tls_in] == ["10.0.0.0/16"], "the PROXY protocol port is open beyond the VPC"
+    assert [_peer(run.mocks, r) for r in tls_in] == ["loadbalancer"], "the PROXY protocol port is open beyond the load balancer"
+    # Proxy protocol on: AWS sends the header on health checks too, so that group is checked where NGINX expects it.
+    assert tls_group["healthCheck"]["port"] == "8082" and tls_group["healthCheck"]["protocol"] == "HTTP"
+    health = [d for d in parse_text(spec_file(spec(run.mocks, "filtering-0"), render.NGINX_CONF)["content"])
+              if d["directive"] == "server" and ["8082", "proxy_protocol"] in
+              [x["args"] for x in d["block"] if x["directive"] == "listen"]]
+    assert len(health) == 1 and any(d["args"] == ["=", "/healthz"] for d in health[0]["block"]
+                                    if d["directive"] == "location")
+    plain_group = groups[listeners[80]["defaultActions"][0]["targetGroupArn"]]
+    assert not plain_group.get("proxyProtocolV2") and plain_group["healthCheck"]["port"] == "8081"
     conf = spec_file(spec(run.mocks, "filtering-0"), render.NGINX_CONF)["content"]
     server = next(d for d in parse_text(conf) if d["directive"] == "server"
                   and ["8443", "proxy_protocol"] in [x["args"] for x in d["block"] if x["directive"] == "listen"])
@@ -388,7 +452,9 @@ def test_ssh_user_follows_os(os_name, user):
     """Guards against connecting as a user the image does not have."""
     run = program_run(os=os_name)
     for r in run.mocks.of_type("command:remote:Command"):
-        assert r.inputs["connection"]["user"] == user and r.inputs["connection"]["proxy"]["user"] == user
+        c = r.inputs["connection"]
+        hop = c if r.name.endswith("-sshd") else c["proxy"]  # a node's SSH wait runs on the jump host itself
+        assert c["user"] == user and hop["user"] == user, r.name
     uploads = run.mocks.of_type("command:remote:CopyToRemote")
     assert all(r.inputs["remotePath"].startswith(f"/home/{user}/wallarm-deploy/") for r in uploads)
 

@@ -26,7 +26,7 @@ DOCS = {path: path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / 
 PAGES = {path: text for path, text in DOCS.items() if path.parent == ROOT / "docs"}
 CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
 TESTING = (ROOT / "docs" / "testing.md").read_text()
-TOOLS = ("plan", "rehearse", "benchmark", "recover")
+TOOLS = ("plan", "rehearse", "benchmark", "certs", "recover")
 
 
 def _name(path: Path) -> str:
@@ -232,11 +232,20 @@ def test_a_stack_file_in_another_folder_is_named_as_the_docs_name_it(monkeypatch
 
 
 def test_the_quick_starts_dialing_time_is_the_programs():
-    """Guards against a quick start whose warning (how long a deploy dials a jump host it cannot reach) no longer
-    matches the connection settings of the remote steps."""
-    host = (ROOT / "components" / "host.py").read_text()
-    dials = int(re.search(r"dial_error_limit=(\d+)", host).group(1))
-    timeout = int(re.search(r"per_dial_timeout=(\d+)", host).group(1))
-    minutes = re.search(r"dial the jump host for (\d+) minutes per step", README)
-    assert minutes, "the quick start no longer says how long a deploy dials an unreachable jump host"
-    assert int(minutes.group(1)) == dials * timeout // 60, (dials, timeout)
+    """Guards against a quick start whose warning (how long a deploy waits for a jump host it cannot reach) no
+    longer matches the program: the jump host's `-sshd` step waits BOOT_WAIT_SECONDS, before anything dials it."""
+    from components import host
+    minutes = re.search(r"wait for the jump host for (\d+) minutes \(jumphost-sshd\)", README)
+    assert minutes, "the quick start no longer says how long a deploy waits for an unreachable jump host"
+    assert int(minutes.group(1)) == host.BOOT_WAIT_SECONDS // 60, host.BOOT_WAIT_SECONDS
+
+
+def test_the_policy_table_lists_every_policy_of_the_pack():
+    """Guards against a policy the docs do not list (or a listed one the pack dropped)."""
+    import sys
+    sys.path.insert(0, str(ROOT / "policy"))
+    import rules
+    text = (ROOT / "docs" / "security.md").read_text()
+    table = re.findall(r"^\| `([a-z0-9-]+)` \|", text.split("## Policy pack", 1)[1], re.M)
+    assert sorted(table) == sorted(p.name for p in rules.POLICIES)
+    assert len(table) == len(set(table))

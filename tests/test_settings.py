@@ -11,8 +11,31 @@ from components.settings import SECRET_KEYS, SettingsError, declared_keys
 from tools.mocks import ProviderMocks
 from tools.program import PROJECT, run_program, stack_config
 
+TLS_ARN = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+
+
+def _scattered(n: int) -> list[str]:
+    """n /32s no two of which fold together (every other address)."""
+    return [f"198.51.{k // 100}.{2 * (k % 100) + 1}/32" for k in range(n)]
+
+
 # (case id, overrides of the dev stack, words the message must contain)
 BAD = [
+    ("health-port-is-tls-target", {"healthCheckPort": 8443, "tlsCertificateArn": TLS_ARN},
+     ["healthCheckPort", "8443", "TLS listener's target port"]),
+    ("health-port-is-wstore", {"healthCheckPort": 3313}, ["healthCheckPort", "3313", "wstorePort"]),
+    ("proxy-health-port-is-health-port", {"healthCheckProxyProtocolPort": 8081, "tlsCertificateArn": TLS_ARN},
+     ["healthCheckProxyProtocolPort", "8081", "healthCheckPort"]),
+    ("proxy-health-port-is-tls-target", {"healthCheckProxyProtocolPort": 8443, "tlsCertificateArn": TLS_ARN},
+     ["healthCheckProxyProtocolPort", "8443", "TLS listener's target port"]),
+    ("proxy-health-port-range", {"healthCheckProxyProtocolPort": 80}, ["healthCheckProxyProtocolPort", "1024 to 65535"]),
+    ("internal-not-boolean", {"loadBalancerInternal": "private"}, ["loadBalancerInternal", "true or false"]),
+    ("client-cidrs-over-rule-quota-with-tls", {"clientCidrs": _scattered(31), "tlsCertificateArn": TLS_ARN},
+     ["clientCidrs", "31 ranges (31 after folding)", "loadbalancer security group 62 inbound rules", "quota of 60",
+      "L-0EA8095F", "Service Quotas"]),
+    ("client-cidrs-over-rule-quota", {"clientCidrs": _scattered(61)}, ["clientCidrs", "61 inbound rules"]),
+    ("ssh-cidrs-over-rule-quota", {"sshAllowedCidrs": _scattered(61)},
+     ["sshAllowedCidrs", "jumphost security group 61 inbound rules"]),
     ("unknown-cloud", {"wallarmCloud": "APAC"}, ["wallarmCloud", "'APAC'", "US, EU, ME"]),
     ("lowercase-cloud", {"wallarmCloud": "us"}, ["wallarmCloud", "'us'"]),
     ("missing-cloud", {"wallarmCloud": None}, ["wallarmCloud", "required"]),
@@ -35,7 +58,7 @@ BAD = [
     ("tls-not-boolean", {"tls": "yes"}, ["tls", "'yes'", "true or false"]),
     ("postanalytics-zero", {"postanalyticsCount": 0}, ["postanalyticsCount", "0", "1 to 50"]),
     ("filtering-zero", {"filteringCount": 0}, ["filteringCount", "0", "1 to 500"]),
-    ("unknown-instance-type", {"postanalyticsInstanceType": "x9.mega"}, ["postanalyticsInstanceType", "'x9.mega'", "does not offer"]),
+    ("unknown-instance-type", {"postanalyticsInstanceType": "x9.mega"}, ["postanalyticsInstanceType", "'x9.mega'", "not an EC2 instance type"]),
     ("malformed-instance-type", {"filteringInstanceType": "large"}, ["filteringInstanceType", "'large'", "instance type"]),
     ("malformed-cidr", {"clientCidrs": ["10.0.0.300/24"]}, ["clientCidrs", "'10.0.0.300/24'", "IPv4 CIDR"]),
     ("cidr-host-bits", {"sshAllowedCidrs": ["10.0.0.5/24"]}, ["sshAllowedCidrs", "'10.0.0.5/24'", "host bits"]),
@@ -48,6 +71,7 @@ BAD = [
     ("missing-upstream", {"protectedUpstream": None}, ["protectedUpstream", "required"]),
     ("os", {"os": "centos-7"}, ["os", "'centos-7'", "debian-12, ubuntu-24.04"]),
     ("ami-format", {"amiId": "ami-xyz"}, ["amiId", "'ami-xyz'", "AMI ID"]),
+    ("jump-ami-format", {"jumpHostAmiId": "ami-xyz;reboot"}, ["jumpHostAmiId", "'ami-xyz;reboot'", "AMI ID"]),
     ("ami-two-arches", {"amiId": "ami-0123456789abcdef0", "filteringInstanceType": "c7g.large"},
      ["amiId", "aarch64", "x86_64"]),
     ("subnets-without-vpc", {"privateSubnetIds": ["subnet-0123456789abcdef0"]}, ["privateSubnetIds", "vpcId"]),
@@ -91,7 +115,7 @@ BAD = [
     ("certificate-arn", {"tlsCertificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
      ["tlsCertificateArn", "ACM certificate ARN"]),
     ("deregistration-delay", {"deregistrationDelay": 4000}, ["deregistrationDelay", "0 to 3600"]),
-    ("jump-host-type", {"jumpHostInstanceType": "x1.nope"}, ["jumpHostInstanceType", "does not offer"]),
+    ("jump-host-type", {"jumpHostInstanceType": "x1.nope"}, ["jumpHostInstanceType", "'x1.nope'", "x1 comes in 16xlarge, 32xlarge"]),
     ("public-without-private", {"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample me@host"},
      ["sshPrivateKey", "go together"]),
     ("renewal-beyond-validity", {"certValidityHours": 100, "certEarlyRenewalHours": 200},
@@ -101,6 +125,16 @@ BAD = [
     ("unknown-key-far-from-any", {"colour": "blue"}, ["wallarm-postanalytics:colour", "keys under config:"]),
     ("key-under-another-namespace", {"wallarm:wallarmMode": "block"},
      ["wallarm:wallarmMode", "namespace 'wallarm'", "wallarm-postanalytics:wallarmMode"]),
+    ("region-typo", {"aws:region": "eu-central1"}, ["aws:region is 'eu-central1'", "did you mean eu-central-1?"]),
+    ("region-unknown", {"aws:region": "mars-1"}, ["aws:region is 'mars-1'", "not a region of AWS", "us-east-1"]),
+    ("region-missing", {"aws:region": None}, ["aws:region is not set", "pulumi config set aws:region"]),
+    ("region-of-another-partition", {"aws:region": "cn-north-1"}, ["aws:region is 'cn-north-1'", "aws-cn partition"]),
+    ("instance-type-typo", {"filteringInstanceType": "c6i.xlage"},
+     ["filteringInstanceType is 'c6i.xlage'", "did you mean c6i.xlarge?"]),
+    ("instance-type-family-typo", {"postanalyticsInstanceType": "m6ii.large"},
+     ["postanalyticsInstanceType is 'm6ii.large'", "did you mean m6i.large?"]),
+    ("validity-shorter-than-default-renewal", {"certValidityHours": 100},
+     ["certValidityHours is 100", "certEarlyRenewalHours (720, its default)"]),
     ("log-retention-31", {"logRetentionDays": 31}, ["logRetentionDays", "31", "one of 1, 3, 5"]),
     ("alarm-email-not-an-address", {"alarmEmails": ["ops at example.com"]}, ["alarmEmails", "email address"]),
     ("alarm-period-90", {"alarmPeriodSeconds": 90}, ["alarmPeriodSeconds", "90", "multiple of 60"]),
@@ -117,7 +151,8 @@ def test_bad_setting_stops_before_any_resource(overrides, words):
     message = str(run.error)
     for word in words:
         assert word in message, f"message for {overrides} lacks {word!r}: {message}"
-    assert message.count(". ") == 0 and message.endswith("."), f"not one sentence: {message}"
+    assert message.count(". ") == 0 and message.endswith((".", "?")), f"not one sentence: {message}"
+    assert "?." not in message, f"a question closed twice: {message}"
     assert run.mocks.resources == [], f"{len(run.mocks.resources)} resources were registered before the error"
 
 
@@ -157,6 +192,36 @@ def test_repeated_cidrs_are_folded_with_a_warning():
     ssh = [r for r in run.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
            if r.inputs.get("cidrIpv4") == "203.0.113.10/32"]
     assert len(ssh) == 1
+
+
+@pytest.mark.parametrize("overrides", [{"clientCidrs": _scattered(60)},
+                                       {"clientCidrs": _scattered(30), "tlsCertificateArn": TLS_ARN},
+                                       {"clientCidrs": [f"198.51.100.{k}/32" for k in range(64)],
+                                        "tlsCertificateArn": TLS_ARN}],
+                         ids=["60-plain", "30-tls", "64-that-fold-into-one"])
+def test_client_ranges_up_to_the_quota_after_folding_pass(overrides):
+    """Guards against a quota check that counts what it should not: 60 rules fill the group exactly, and 64
+    adjacent /32s are one /26, so one rule per listener."""
+    run = run_program(stack_config("dev", **overrides))
+    assert run.error is None, run.error
+    if len(overrides["clientCidrs"]) == 64:
+        lb_group = run.mocks.named("firewall-loadbalancer").id
+        cidrs = {r.inputs["cidrIpv4"] for r in run.mocks.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                 if r.inputs["securityGroupId"] == lb_group}
+        assert cidrs == {"198.51.100.0/26"}
+
+
+def test_elastic_ips_that_fill_the_quota_are_warned_before_any_resource():
+    """Guards against `pulumi up` failing half-way on the Elastic IP quota: perAz NAT in 4 zones plus the jump
+    host is 5 addresses, the whole default quota, so the program warns (naming the quota and how to raise it);
+    beyond the quota it refuses; a single NAT gateway says nothing."""
+    from components import settings
+
+    run = run_program(stack_config("dev", natGateways="perAz", availabilityZoneCount=4))
+    assert any("5 Elastic IPs" in w and "quota of 5" in w and "L-0263D0A3" in w for w in run.warnings), run.warnings
+    assert not [w for w in run_program(stack_config("dev", natGateways="perAz")).warnings if "Elastic IP" in w]
+    with pytest.raises(SettingsError, match=r"natGateways is 'perAz': the stack needs 6 Elastic IPs .* L-0263D0A3"):
+        settings._elastic_ips("perAz", 5, True)
 
 
 def test_a_failed_instance_type_lookup_is_not_called_unknown():
@@ -242,5 +307,60 @@ def test_a_type_missing_from_the_offline_table_is_not_called_unknown_to_aws():
     run = run_program(stack_config("dev", filteringInstanceType="c6i.24xlarge"))
     assert isinstance(run.error, SettingsError), run.error
     message = str(run.error)
-    assert "filteringInstanceType is 'c6i.24xlarge'" in message and "offline instance type table" in message
+    assert "filteringInstanceType is 'c6i.24xlarge': size unknown offline" in message, message
     assert "does not offer" not in message and "credentials" not in message
+
+
+@pytest.mark.parametrize("overrides,line", [
+    ({"wallarmVersion": "6.1"}, "wallarmVersion is '6.1'"),
+    ({"sshAllowedCidrs": None}, "sshAllowedCidrs is not set"),
+    ({"clientCidrs": "10.0.0.0/8"}, "clientCidrs is '10.0.0.0/8'"),
+])
+def test_one_wrong_value_is_one_line(overrides, line):
+    """Guards against echoes of one mistake: version errors for fleet versions the user never set (they follow
+    wallarmVersion), or a missing list reported again as `is []`."""
+    run = run_program(stack_config("dev", **overrides))
+    assert isinstance(run.error, SettingsError), run.error
+    lines = str(run.error).splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line), lines
+
+
+def test_a_fleet_version_the_user_set_is_checked_on_its_own():
+    """Guards against the one-line rule above hiding a wrong version the user did set."""
+    run = run_program(stack_config("dev", wallarmVersion="6.1", filteringVersion="7"))
+    lines = str(run.error).splitlines()
+    assert [line.split(" is ")[0] for line in lines] == ["wallarmVersion", "filteringVersion"], lines
+
+
+@pytest.mark.parametrize("instance_type", ["m7i-flex.large", "i4i.large"])
+def test_a_real_type_the_offline_table_lacks_is_size_unknown_not_unoffered(instance_type):
+    """Guards against a real EC2 type (botocore's list has it) called "not offered" because the mocks' size table
+    lacks it."""
+    run = run_program(stack_config("dev", postanalyticsInstanceType=instance_type))
+    message = str(run.error)
+    assert f"postanalyticsInstanceType is '{instance_type}': size unknown offline" in message, message
+    assert "does not offer" not in message and "did you mean" not in message
+
+
+def test_a_type_newer_than_the_sdk_is_a_warning_not_a_refusal():
+    """Guards against a type launched after the locked SDK being refused as a typo: the settings warn and ask AWS
+    (here the mocks, which then do not know its size)."""
+    run = run_program(stack_config("dev", filteringInstanceType="c99g.large"))
+    assert any("filteringInstanceType: c99g.large is not in botocore" in w for w in run.warnings), run.warnings
+    assert "size unknown offline" in str(run.error) and "did you mean" not in str(run.error)
+
+
+def test_a_yaml_error_names_the_stack_file_and_line(tmp_path):
+    """Guards against `"<unicode string>", line 33`: the user must learn which file is broken, and where."""
+    stack = tmp_path / "Pulumi.broken.yaml"
+    stack.write_text("config:\n  aws:region: eu-central-1\n  wallarm-postanalytics:clientCidrs: [10.0.0.0/8\n")
+    with pytest.raises(ValueError) as raised:
+        stack_config(str(stack))
+    message = str(raised.value)
+    assert str(stack) in message and "line 4" in message and "<unicode string>" not in message, message
+
+
+def test_a_stack_is_named_by_its_directory_too():
+    """Guards against `--stack examples/prod` failing where `--stack examples/Pulumi.prod.yaml` works."""
+    root = Path(__file__).resolve().parent.parent
+    assert stack_config(str(root / "examples" / "prod")) == stack_config(str(root / "examples" / "Pulumi.prod.yaml"))

@@ -36,6 +36,7 @@ LISTENER = "aws:lb/listener:Listener"
 ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment"
 EIP = "aws:ec2/eip:Eip"
 AWSX_VPC = "awsx:ec2:Vpc"
+DYNAMIC = "pulumi-python:dynamic:Resource"
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -136,6 +137,30 @@ def _elb_name(kind: str, name: str, i: dict) -> Optional[str]:
     return None
 
 
+# Elastic Load Balancing quotas: "Security groups per load balancer: 5" (elb quotas, network/load-balancer-limits.md).
+LB_SECURITY_GROUPS_MAX = 5
+
+
+def _load_balancer(name: str, i: dict) -> Optional[str]:
+    """Security groups on a load balancer (CreateLoadBalancer SecurityGroups): none on a gateway load balancer, at
+    most 5, each a group ID. An NLB takes them only when it is created (load-balancer-security-groups.md)."""
+    error = _elb_name("lb", name, i)
+    if error:
+        return error
+    groups = i.get("securityGroups") or []
+    if groups and i.get("loadBalancerType") == "gateway":
+        return "ValidationError: Security groups are not supported for load balancers with type 'gateway'"
+    if len(groups) > LB_SECURITY_GROUPS_MAX:
+        return (f"TooManySecurityGroups: a load balancer can have at most {LB_SECURITY_GROUPS_MAX} security groups, "
+                f"got {len(groups)}")
+    bad = [g for g in groups if not re.fullmatch(r"sg-[0-9a-f]{8,17}", str(g))]
+    if bad:
+        return f"InvalidSecurityGroup: {bad[0]!r} is not a security group ID (sg-...)"
+    if len(set(groups)) != len(groups):
+        return "ValidationError: a security group is listed twice"
+    return None
+
+
 def _listener(name: str, i: dict) -> Optional[str]:
     if i.get("protocol") in ("TLS", "HTTPS") and not i.get("certificateArn"):
         return "CertificateNotFound: A certificate must be specified for HTTPS and TLS listeners"
@@ -155,6 +180,21 @@ def _target_group(name: str, i: dict) -> Optional[str]:
     port = check.get("port")
     if port not in (None, "traffic-port") and not 1 <= int(port) <= 65535:
         return f'ValidationError: health check port {port} must be from 1 to 65535 or traffic-port'
+    # CreateTargetGroup: HealthCheckProtocol HTTP, HTTPS or TCP (TLS, UDP, TCP_UDP, GENEVE are not supported for
+    # health checks); HealthCheckPath "must begin with a '/' character"; HealthCheckIntervalSeconds 5-300.
+    protocol = check.get("protocol")
+    if protocol is not None and protocol not in ("HTTP", "HTTPS", "TCP"):
+        return f'expected health_check.0.protocol to be one of ["HTTP" "HTTPS" "TCP"], got {protocol}'
+    path = check.get("path")
+    if path is not None and protocol in ("HTTP", "HTTPS") and not str(path).startswith("/"):
+        return f"ValidationError: Health check path must begin with a '/' character, got {path!r}"
+    interval = check.get("interval")
+    if interval is not None and not 5 <= int(interval) <= 300:
+        return f"expected health_check.0.interval to be in the range (5 - 300), got {int(interval)}"
+    # Proxy protocol v2 is a Network Load Balancer target group attribute (TCP, TLS, UDP, TCP_UDP).
+    if i.get("proxyProtocolV2") and i.get("protocol") not in ("TCP", "TLS", "UDP", "TCP_UDP"):
+        return (f"ValidationError: proxy protocol v2 is supported only for Network Load Balancer target groups "
+                f"(TCP, TLS, UDP, TCP_UDP), not {i.get('protocol')}")
     return None
 
 
@@ -164,6 +204,26 @@ def _attachment(name: str, i: dict) -> Optional[str]:
         return f"ValidationError: port {int(port)} must be from 1 to 65535"
     if not str(i.get("targetId", "")).startswith("i-"):
         return f"ValidationError: an instance target group takes instance IDs (i-...), got {i.get('targetId')!r}"
+    return None
+
+
+def _target_wait(name: str, i: dict) -> Optional[str]:
+    """components/waits.py's steps: what DescribeTargetHealth refuses, and no credential among the inputs (inputs
+    are stored in the state in plaintext; the provider gets credentials from the stack config, never from here)."""
+    credential = [k for k in i if re.search(r"(?i)access.?key|secret|token|password|credential", k)]
+    if credential:
+        return f"a credential is never an input of a wait step (state is plaintext): {credential}"
+    if i.get("kind") not in ("in-service", "drain"):
+        return f"kind must be in-service or drain, got {i.get('kind')!r}"
+    if not str(i.get("instanceId", "")).startswith("i-"):
+        return f"ValidationError: an instance target group takes instance IDs (i-...), got {i.get('instanceId')!r}"
+    for t in i.get("targets") or [None]:
+        if not t or ":targetgroup/" not in str(t.get("targetGroupArn", "")):
+            return f"ValidationError: 'targetGroupArn' must be a target group ARN, got {t}"
+        if not 1 <= int(t.get("port", 0)) <= 65535:
+            return f"ValidationError: port {int(t.get('port', 0))} must be from 1 to 65535"
+    if not 1 <= int(i.get("delay", 0)) or not 1 <= int(i.get("maxAttempts", 0)):
+        return "a waiter needs a Delay and MaxAttempts of at least 1"
     return None
 
 
@@ -317,12 +377,13 @@ RULES: dict[str, list[Callable[[str, dict], Optional[str]]]] = {
     LEGACY_RULE: [lambda n, i: _description(i.get("description"), "Description")],
     INSTANCE: [_user_data],
     KEY_PAIR: [_key_pair],
-    LOAD_BALANCER: [lambda n, i: _elb_name("lb", n, i)],
+    LOAD_BALANCER: [_load_balancer],
     TARGET_GROUP: [_target_group],
     LISTENER: [_listener],
     ATTACHMENT: [_attachment],
     EIP: [_eip],
     AWSX_VPC: [_vpc_cidr],
+    DYNAMIC: [_target_wait],
     METRIC_ALARM: [_metric_alarm],
     DASHBOARD: [_dashboard],
     LOG_GROUP: [_log_group],

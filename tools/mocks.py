@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tools import aws_rules
+from tools.assumed import OfflineFacts
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 # (type, name, inputs) -> (outputs, {private key PEM: key object} it made): what state keeps between runs.
@@ -63,6 +64,7 @@ INSTANCE_TYPES = {
 }
 REGION = "eu-central-1"
 ZONES = [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
+# Any other region, an existing VPC's other IDs: from the stack's settings or assumed (tools/assumed.py).
 # Types some zones do not offer (as aws:ec2/getInstanceTypeOfferings answers), to prove placement follows offers.
 NOT_OFFERED = {"c7g.large": {f"{REGION}c"}, "m8g.large": {f"{REGION}a", f"{REGION}b", f"{REGION}c"}}
 EXISTING_VPC = "vpc-0a1b2c3d4e5f60718"
@@ -111,7 +113,7 @@ class Recorded:
     """The parent's URN ("" for the stack)."""
     options: dict = dataclasses.field(default_factory=dict)
     """Resource options as the engine got them: ignoreChanges, replaceOnChanges, deleteBeforeReplace,
-    dependencies (URNs), additionalSecretOutputs, customTimeouts, deletedWith."""
+    dependencies (URNs), propertyDependencies (property -> URNs), additionalSecretOutputs, customTimeouts, deletedWith."""
 
 
 def _pem_key(key) -> str:
@@ -177,6 +179,7 @@ def _options(request) -> dict:
         "replaceOnChanges": list(request.replaceOnChanges),
         "deleteBeforeReplace": request.deleteBeforeReplace,
         "dependencies": list(request.dependencies),
+        "propertyDependencies": {k: list(v.urns) for k, v in request.propertyDependencies.items()},
         "additionalSecretOutputs": list(request.additionalSecretOutputs),
         "customTimeouts": {"create": timeouts.create, "update": timeouts.update, "delete": timeouts.delete},
         "deletedWith": request.deletedWith,
@@ -199,6 +202,20 @@ class ProviderMocks(pulumi.runtime.Mocks):
         self._image_arch: dict[str, str] = {}
         self._counts: dict[str, int] = {}
         self._keys: dict[str, Any] = {}  # private key PEM -> key object, for signing
+        self.facts = OfflineFacts()
+
+    def learn(self, config: dict) -> None:
+        """The stack's settings, for what only AWS knows (its region's zones, an existing VPC): tools/assumed.py."""
+        self.facts = OfflineFacts(config)
+
+    @property
+    def region(self) -> str:
+        return self.facts.region
+
+    @property
+    def assumed(self) -> list[str]:
+        """What the mocks answered without knowing it, one line each (tools.plan and tools.rehearse print them)."""
+        return list(self.facts.notes)
 
     # ------------------------------------------------------------ lookups for tests
     def of_type(self, typ: str) -> list[Recorded]:
@@ -237,7 +254,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
             "aws:lb/targetGroup:TargetGroup": self._arn("targetgroup"),
             "aws:lb/listener:Listener": self._arn("listener"),
             "aws:cloudwatch/logGroup:LogGroup": lambda name, inputs: (
-                {"arn": f"arn:aws:logs:{REGION}:123456789012:log-group:{inputs.get('name') or name}"}, None),
+                {"arn": f"arn:aws:logs:{self.region}:123456789012:log-group:{inputs.get('name') or name}"}, None),
             "aws:iam/role:Role": lambda name, inputs: (
                 {"name": inputs.get("name") or name + aws_rules.AUTONAME_SUFFIX,
                  "arn": f"arn:aws:iam::123456789012:role/{inputs.get('name') or name}"}, None),
@@ -245,7 +262,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
                 {"name": inputs.get("name") or name + aws_rules.AUTONAME_SUFFIX,
                  "arn": f"arn:aws:iam::123456789012:instance-profile/{name}"}, None),
             "aws:sns/topic:Topic": lambda name, inputs: (
-                {"arn": f"arn:aws:sns:{REGION}:123456789012:{inputs.get('name') or name + aws_rules.AUTONAME_SUFFIX}"},
+                {"arn": f"arn:aws:sns:{self.region}:123456789012:{inputs.get('name') or name + aws_rules.AUTONAME_SUFFIX}"},
                 None),
             "aws:cloudwatch/dashboard:Dashboard": lambda name, inputs: (
                 {"dashboardArn": f"arn:aws:cloudwatch::123456789012:dashboard/{inputs['dashboardName']}"}, None),
@@ -275,7 +292,9 @@ class ProviderMocks(pulumi.runtime.Mocks):
         return rid, outputs
 
     def _kept(self, typ: str, name: str, inputs: dict, handler) -> dict:
-        key = (typ, name, json.dumps(inputs, sort_keys=True, default=str))
+        # early_renewal_hours is updated in place (the provider keeps the certificate): not part of what makes one.
+        made_from = {k: v for k, v in inputs.items() if k != "earlyRenewalHours"}
+        key = (typ, name, json.dumps(made_from, sort_keys=True, default=str))
         if key not in _STATE:
             before = set(self._keys)
             extra, _ = handler(name, inputs)
@@ -292,24 +311,24 @@ class ProviderMocks(pulumi.runtime.Mocks):
                 f"aws:ec2/instance:Instance {name}: InvalidParameterValue: The architecture '{wanted[0]}' of the "
                 f"specified instance type does not match the architecture '{image}' of the specified AMI.")
         private_ip, public_ip = self._address(inputs)
-        dns = f"ip-{private_ip.replace('.', '-')}.{REGION}.compute.internal"
+        dns = f"ip-{private_ip.replace('.', '-')}.{self.region}.compute.internal"
         return {"privateIp": private_ip, "publicIp": public_ip, "privateDns": dns,
-                "arn": f"arn:aws:ec2:{REGION}:123456789012:instance/{name}"}, self._id("i", name)
+                "arn": f"arn:aws:ec2:{self.region}:123456789012:instance/{name}"}, self._id("i", name)
 
     def _vpc(self, name: str, inputs: dict):
         """awsx.ec2.Vpc registers as one resource: its outputs, subnets zone by zone as awsx lays them out."""
-        zones = inputs.get("availabilityZoneNames") or ZONES[:3]
+        zones = inputs.get("availabilityZoneNames") or self.facts.zones()[:3]
         return {"vpcId": self._id("vpc", name),
                 "publicSubnetIds": [self._id("subnet", f"{name}-public-{z}") for z in zones],
                 "privateSubnetIds": [self._id("subnet", f"{name}-private-{z}") for z in zones]}, None
 
     def _load_balancer(self, name: str, inputs: dict):
-        return {"arn": f"arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/net/{name}/0123456789abcdef",
+        return {"arn": f"arn:aws:elasticloadbalancing:{self.region}:123456789012:loadbalancer/net/{name}/0123456789abcdef",
                 "arnSuffix": f"net/{name}/0123456789abcdef",
-                "dnsName": f"{name}-0123456789abcdef.elb.{REGION}.amazonaws.com"}, None
+                "dnsName": f"{name}-0123456789abcdef.elb.{self.region}.amazonaws.com"}, None
 
     def _arn(self, kind: str):
-        return lambda name, inputs: ({"arn": f"arn:aws:elasticloadbalancing:{REGION}:123456789012:{kind}/{name}/0123456789abcdef",
+        return lambda name, inputs: ({"arn": f"arn:aws:elasticloadbalancing:{self.region}:123456789012:{kind}/{name}/0123456789abcdef",
                                       "arnSuffix": f"{kind}/{name}/0123456789abcdef"}, None)
 
     def _command(self, name: str, inputs: dict):
@@ -398,30 +417,32 @@ class ProviderMocks(pulumi.runtime.Mocks):
             return {}, [("", self.invoke_errors[token])]
         if token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
             wanted = next(f["values"] for f in a["filters"] if f["name"] == "instance-type")
-            pairs = [(z, t) for t in wanted if t in INSTANCE_TYPES for z in ZONES if z not in NOT_OFFERED.get(t, set())]
-            return {"id": REGION, "locations": [z for z, _ in pairs], "instanceTypes": [t for _, t in pairs],
+            skip = (lambda t: NOT_OFFERED.get(t, set())) if self.region == REGION else (lambda t: set())
+            pairs = [(z, t) for t in wanted for z in self.facts.offered(t, skip(t))]
+            return {"id": self.region, "locations": [z for z, _ in pairs], "instanceTypes": [t for _, t in pairs],
                     "locationTypes": ["availability-zone"] * len(pairs)}, []
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return {"id": REGION, "names": list(ZONES), "zoneIds": [f"euc1-az{i}" for i in range(1, 4)]}, []
+            return {"id": self.region, "names": self.facts.zones(), "zoneIds": self.facts.zone_ids()}, []
         if token == "aws:ec2/getSubnet:getSubnet":
-            if a["id"] not in SUBNETS:
+            found = self.facts.subnet(a["id"], SUBNETS)
+            if found is None:
                 return {}, [("id", f"no matching EC2 Subnet found ({a['id']})")]
-            vpc, zone = SUBNETS[a["id"]]
+            vpc, zone = found
             return {"id": a["id"], "vpcId": vpc, "availabilityZone": zone, "cidrBlock": "172.31.0.0/20"}, []
         if token == "aws:ec2/getInstanceType:getInstanceType":
             if a["instanceType"] not in INSTANCE_TYPES:
-                if re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", a["instanceType"]) and a["instanceType"].split(".")[0] in _FAMILIES:
-                    return {}, [("instanceType", f"{a['instanceType']} is not in the offline instance type table of "
-                                                 "tools/mocks.py: AWS may offer it, but the rehearsal cannot tell its "
-                                                 "memory; rehearse with a listed size")]
-                # AWS answers a type it does not have with InvalidInstanceType.
-                return {}, [("instanceType", f"InvalidInstanceType: {a['instanceType']}")]
+                # The settings refuse a name that is no EC2 type (components/awsfacts.py) before asking: what reaches
+                # here is real (or newer than the SDK), and only its size is unknown offline.
+                return {}, [("instanceType", f"size unknown offline: {a['instanceType']} is not in the offline size "
+                                             "table of tools/mocks.py, so its memory and architecture cannot be told "
+                                             "here (AWS tells them at deploy); plan with a listed type, or add it")]
             memory, arches = INSTANCE_TYPES[a["instanceType"]]
             return {"instanceType": a["instanceType"], "memorySize": memory, "supportedArchitectures": arches}, []
         if token == "aws:ec2/getVpc:getVpc":
-            if a.get("id") != EXISTING_VPC:
+            cidr = self.facts.vpc(a.get("id"), {EXISTING_VPC: EXISTING_VPC_CIDR})
+            if cidr is None:
                 return {}, [("id", f"no matching EC2 VPC found ({a.get('id')})")]
-            return {"id": EXISTING_VPC, "default": False, "cidrBlock": EXISTING_VPC_CIDR}, []
+            return {"id": a["id"], "default": False, "cidrBlock": cidr}, []
         if token == "aws:ec2/getAmi:getAmi":
             pattern = next(f["values"][0] for f in a.get("filters", []) if f["name"] == "name")
             arch = next((f["values"][0] for f in a.get("filters", []) if f["name"] == "architecture"), "x86_64")

@@ -28,6 +28,12 @@ Runs the real __main__.py under the project's mocks (tools/program.py) with the 
    instances with the same Role tag as one box with its count, the CIDRs rules name), an arrow from whoever opens
    a connection to whoever accepts it, labelled with the ports; dashed when only one side's rules allow it.
 
+4. Assumed offline: what the mocks answered without AWS (the region's zones, the offers per zone, an existing VPC's
+   CIDR and subnets; tools/assumed.py), one line each.
+With --changes, instead: what the change does to the stack deployed from --base (tools/changes.py): each resource
+created, updated, replaced or deleted with the inputs that differ, the steps that run again per host, the changes
+that hurt.
+
 Exit status: 0 on a plan; 2 when the settings are refused (the program's own sentences are printed) or the stack
 file is missing; 1 when the program fails otherwise. No cloud, no Pulumi CLI, nothing leaves this machine.
 """
@@ -49,8 +55,9 @@ from xml.sax.saxutils import escape
 import pulumi
 
 from components.settings import SettingsError
+from tools.changes import shown_sets
 from tools.mocks import ProviderMocks, Recorded
-from tools.program import PROJECT, Run, run_program, stack_config
+from tools.program import PROJECT, Run, StackFileError, run_program, stack_config, stack_file
 
 INSTANCE = "aws:ec2/instance:Instance"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -294,6 +301,10 @@ class Stack:
                                    r.inputs.get("tags", {}).get("Role") or _role_of_name(r.name), r.id,
                                    r.outputs.get("privateIp", ""), list(r.inputs.get("vpcSecurityGroupIds") or []))
                           for r in resources if r.typ == INSTANCE]
+        # A load balancer with security groups is a member of them like an instance: rules that reference its group
+        # resolve to it, and its egress is the other side of the nodes' ingress from it.
+        self.balancers = [Instance(r.name, "loadbalancer", r.id, "", list(r.inputs.get("securityGroups") or []))
+                          for r in resources if r.typ == LOAD_BALANCER]
         self.rules = [Rule(r, RULE_TYPES[r.typ], r.inputs.get("securityGroupId", ""),
                            PROTOCOLS.get(str(r.inputs.get("ipProtocol", "")), str(r.inputs.get("ipProtocol", ""))),
                            _int(r.inputs.get("fromPort")), _int(r.inputs.get("toPort")),
@@ -311,7 +322,8 @@ class Stack:
         return (record.inputs.get("tags") or {}).get("Name") or record.name
 
     def members(self, group_id: str) -> list[Instance]:
-        return [i for i in self.instances if group_id in i.groups]
+        """Instances and load balancers that carry the group."""
+        return [i for i in [*self.instances, *self.balancers] if group_id in i.groups]
 
     def fleet_label(self, instances: list[Instance]) -> str:
         roles = Counter(i.role for i in instances)
@@ -432,6 +444,8 @@ def reach_lines(stack: Stack) -> list[str]:
             scheme = "internal" if lb.inputs.get("internal") else "internet-facing"
             check = (group.inputs.get("healthCheck") or {}) if group else {}
             health = " ".join(str(check.get(k, "")) for k in ("protocol", "port", "path")).strip() if check else "-"
+            if group is not None and group.inputs.get("proxyProtocolV2"):
+                health += " (PROXY v2 on: the check carries the header too)"
             rows.append([f"{lb.name} ({scheme})", _endpoint(listener), group.name if group else "-",
                          stack.fleet_label(attached) if group else "-", health])
         lines += _table(["Load balancer", "Listener", "Target group", "Attached", "Health check"], rows)
@@ -471,10 +485,20 @@ def topology(stack: Stack) -> tuple[dict[str, Box], dict[tuple[str, str], Edge]]
         boxes[f"fleet:{role}"] = Box(f"fleet:{role}", "fleet", f"{role} x{len(members)}",
                                      [_span(names), *groups], len(members))
 
+    records = {r.name: r for r in stack.resources if r.typ == LOAD_BALANCER}
+
+    def lb_box(lb: Recorded) -> str:
+        key = f"lb:{lb.name}"
+        internal = bool(lb.inputs.get("internal"))
+        kind = lb.inputs.get("loadBalancerType", "application")
+        boxes.setdefault(key, Box(key, "lb", lb.name, [f"{kind} load balancer",
+                                                       "internal" if internal else "internet-facing"]))
+        return key
+
     def ends(group_id: str) -> list[str]:
         members = stack.members(group_id)
         if members:
-            return sorted({f"fleet:{i.role}" for i in members})
+            return sorted({lb_box(records[i.name]) if i in stack.balancers else f"fleet:{i.role}" for i in members})
         key = f"group:{group_id}"
         boxes.setdefault(key, Box(key, "group", stack.group_name(group_id), ["no instance"]))
         return [key]
@@ -503,12 +527,9 @@ def topology(stack: Stack) -> tuple[dict[str, Box], dict[tuple[str, str], Edge]]
             peer = ends(rule.referenced) if rule.referenced else cidr("out", rule.cidr or "?")
             link(own, peer, rule.port, ok, rule.description)
     for lb, listener, group, attached in stack.forwarding():
-        key = f"lb:{lb.name}"
+        key = lb_box(lb)
         internal = bool(lb.inputs.get("internal"))
-        kind = lb.inputs.get("loadBalancerType", "application")
-        box = boxes.setdefault(key, Box(key, "lb", lb.name, [f"{kind} load balancer",
-                                                             "internal" if internal else "internet-facing"]))
-        box.lines.append(f"listener {_endpoint(listener)}")
+        boxes[key].lines.append(f"listener {_endpoint(listener)}")
         if not internal and not lb.inputs.get("securityGroups"):
             link(cidr("in", ANYWHERE), [key], _endpoint(listener), True, f"listener {listener.name}")
         if group is not None and attached:
@@ -719,6 +740,33 @@ def _quiet_loop_teardown(unraisable) -> None:
     sys.__unraisablehook__(unraisable)
 
 
+def print_assumed(notes: list[str]) -> None:
+    """What the mocks answered without AWS (tools/assumed.py): the plan is only as true as these."""
+    if notes:
+        print("\nAssumed offline (AWS answers these at deploy):")
+        print("\n".join(f"  {note}" for note in notes))
+
+
+def changes_main(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """--changes: the change preview of tools/changes.py, with this command's exit codes."""
+    from tools import changes
+
+    try:
+        result = changes.preview(args.stack, overrides, args.base)
+    except (FileNotFoundError, StackFileError, ValueError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except changes.ProgramFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(changes.describe(args.stack, args.base, result.commit, args.set) + "\n")
+    print("\n".join(result.lines()))
+    for warning in dict.fromkeys(result.head.warnings):
+        print(f"warning: {warning}")
+    print_assumed(result.head.mocks.assumed)
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     summary, _, details = __doc__.partition("\n\n")
     parser = argparse.ArgumentParser(prog="venv/bin/python -m tools.plan", description=summary,
@@ -732,6 +780,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "namespace (aws:region); JSON values: 6, true, [\"10.0.0.0/8\"]")
     parser.add_argument("--expand", action="store_true", help="show every member of a fleet instead of one line each")
     parser.add_argument("--svg", type=Path, metavar="FILE", help="also write the topology picture to FILE")
+    parser.add_argument("--changes", action="store_true",
+                        help="instead of the plan of a new stack, what the change does to the stack deployed from "
+                             "--base: created, updated, replaced, deleted, the steps that run again, what hurts "
+                             "(tools/changes.py)")
+    parser.add_argument("--base", default="HEAD", metavar="REF",
+                        help="with --changes: the commit whose program and stack file are deployed (default HEAD)")
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -739,21 +793,24 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not sep or not key:
             parser.error(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key] = _value(value)
+    if args.changes:
+        return changes_main(args, overrides)
     try:
         plan = make_plan(args.stack, overrides)
-    except (SettingsError, FileNotFoundError) as exc:
+    except (SettingsError, FileNotFoundError, StackFileError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - any other failure of the program, said in one line
         print(f"the program fails under the mocks: {exc}", file=sys.stderr)
         return 1
-    print(f"Plan of stack {args.stack} (Pulumi.{args.stack}.yaml{' with ' + ', '.join(args.set) if args.set else ''}), "
+    print(f"Plan of stack {args.stack} ({stack_file(args.stack).name}{shown_sets(args.set)}), "
           f"from the program under the mocks: a new stack, nothing in AWS.\n")
     print("\n".join(plan.tree(args.expand)))
     print("\nWho can reach what\n")
     print("\n".join(reach_lines(plan.stack)))
     for warning in dict.fromkeys(plan.run.warnings):
         print(f"warning: {warning}")
+    print_assumed(plan.run.mocks.assumed)
     if args.svg:
         args.svg.write_text(plan.svg())
         print(f"\nTopology picture: {args.svg}")

@@ -42,21 +42,43 @@ class StackConfig(dict):
     plaintext: set = frozenset()
 
 
+class StackFileError(ValueError):
+    """A stack file that is not YAML: the message names the file and the line."""
+
+
 def stack_file(stack: str) -> Path:
-    """Pulumi.<stack>.yaml; a stack file elsewhere by its path (examples/Pulumi.prod.yaml) or by its folder and
-    stack name (examples/prod), as the docs write it."""
+    """Pulumi.<stack>.yaml, a stack file's path (examples/Pulumi.prod.yaml), or a directory and a stack name
+    (examples/prod, for examples/Pulumi.prod.yaml)."""
     if stack.endswith(".yaml"):
         return Path(stack)
-    folder, _, name = stack.rpartition("/")
-    return (Path(folder) if folder else PROJECT_DIR) / f"Pulumi.{name}.yaml"
+    path = Path(stack)
+    if path.parent == Path("."):
+        return PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    return path.parent / f"Pulumi.{path.name}.yaml"
+
+
+def stack_name(stack: str) -> str:
+    """The stack's name (prod for examples/prod and examples/Pulumi.prod.yaml), as `pulumi stack` would call it."""
+    name = Path(stack).name
+    return name[len("Pulumi."):-len(".yaml")] if name.startswith("Pulumi.") and name.endswith(".yaml") else name
+
+
+def _read_stack(path: Path) -> dict:
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise StackFileError(f"{path}: {where}: not valid YAML ({what}); fix the stack file") from None
 
 
 def stack_config(stack: str = "dev", token: Optional[str] = STAND_IN_TOKEN, **overrides: Any) -> dict[str, str]:
     """The stack file's values, plus overrides (key without project prefix; None removes a key)."""
     path = stack_file(stack)
     if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name}: the stacks are the Pulumi.<stack>.yaml files")
-    data = yaml.safe_load(path.read_text()).get("config", {}) or {}
+        raise FileNotFoundError(f"no stack file {path}: the stacks are the Pulumi.<stack>.yaml files")
+    data = _read_stack(path).get("config", {}) or {}
     config = StackConfig({k: encode(v) for k, v in data.items() if not (isinstance(v, dict) and "secure" in v)})
     # A secret key written in clear in the file is not a secret: the program must see it as pulumi up would.
     config.plaintext = {k for k in SECRET_KEYS if k in config}
@@ -95,15 +117,18 @@ class _Warnings(logging.Handler):
 
 
 def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = False,
-                secret_keys: Optional[list[str]] = None, mocks: Optional[ProviderMocks] = None) -> Run:
-    """Runs __main__.py once under fresh mocks (or the given ones). A program error is returned in Run.error."""
-    if str(PROJECT_DIR) not in sys.path:
-        sys.path.insert(0, str(PROJECT_DIR))
+                secret_keys: Optional[list[str]] = None, mocks: Optional[ProviderMocks] = None,
+                project_dir: Path = PROJECT_DIR) -> Run:
+    """Runs __main__.py once under fresh mocks (or the given ones). A program error is returned in Run.error.
+    project_dir: another checkout of the program (tools/changes.py runs the base's)."""
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
     mocks = mocks or ProviderMocks(loopback=loopback)
+    mocks.learn(config)  # the region, its zones, an existing VPC: from the settings, or assumed and said
     warnings: list[str] = []
     logger = logging.getLogger(f"wallarm-mocks-{id(mocks)}")
     logger.propagate, logger.handlers = False, [_Warnings(warnings)]
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=StrictMonitor(mocks),
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack_name(stack), preview=False, monitor=StrictMonitor(mocks),
                              logger=logger)
     if secret_keys is None:  # as `pulumi config set --secret` marks them; never what the file holds in clear
         secret_keys = [k for k in SECRET_KEYS if k in config and k not in getattr(config, "plaintext", ())]
@@ -116,7 +141,7 @@ def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = Fal
         real_export = pulumi.export
         pulumi.export = lambda name, value: exported.__setitem__(name, value)
         try:
-            run.namespace.update(runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__"))
+            run.namespace.update(runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"))
         finally:
             pulumi.export = real_export
         names = list(exported)

@@ -13,9 +13,16 @@
 5. Runs each node's health check against a status service that reports the failed connections as tnt_errors.
 6. Scrapes stand-ins of Wallarm's metrics endpoints with the targets of each node's rendered CloudWatch agent
    configuration (tools/scrape.py) and lists what it got.
+7. Puts a load balancer stand-in (HAProxy, tools/lbstandin.py) generated from the declared listeners, target groups
+   and attachments in front of real NGINX servers run from each node's NGINX file, with health checks as AWS sends
+   them (intervals scaled down, the factor printed), and sends requests and the test attack through every listener
+   to an application stand-in that records what arrives. As root, in a network namespace of its own: client
+   addresses kept, and the security groups enforced with nftables (a client outside clientCidrs must be refused).
 Prints one table per host (address, steps, files changed and removed, listener or NGINX check, upstream
-connections, health check, result), the warnings again, and a verdict; exits 1 when anything failed. The sandboxes
-are kept, and named, with --keep or after a failure. No cloud, no Pulumi CLI, nothing leaves this machine.
+connections, health check, result), one for the load balancer (health per target group, firewall, and what went
+through it: listener, target, path seen, client address seen, result), the warnings again, and a verdict; exits 1
+when anything failed. The sandboxes are kept, and named, with --keep or after a failure. No cloud, no Pulumi CLI,
+nothing leaves this machine (the load balancer's traffic stays on loopback, in its own namespace as root).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import random
@@ -38,8 +46,9 @@ import yaml
 
 from components import render
 from tools.nginxconf import STAND_IN_ADDRESS, nginx_test, parse_text, resolved_on_node
+from tools.lbstandin import Traffic
 from tools.mocks import ProviderMocks
-from tools.program import Run, run_program, stack_config
+from tools.program import Run, StackFileError, run_program, stack_config
 from tools.scrape import check_hosts as scrape_metrics
 from tools.sandbox import Sandbox, replay
 from tools.tlsprobe import StandIn, connect, connect_plain, diagnose
@@ -271,19 +280,32 @@ def reserve_loopback_network() -> tuple[int, socket.socket]:
 
 
 def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Optional[Path] = None,
-             tamper: Optional[Tamper] = None) -> Report:
+             tamper: Optional[Tamper] = None, privileged: Optional[bool] = None) -> Report:
+    """privileged: run the load balancer stand-in in a namespace with client addresses kept and the firewall
+    enforced (needs root; the default when running as root)."""
     net, sentinel = reserve_loopback_network()
     try:
-        return _rehearse(stack, overrides, workdir, tamper, net)
+        return _rehearse(stack, overrides, workdir, tamper, net,
+                         os.geteuid() == 0 if privileged is None else privileged)
     finally:
         sentinel.close()
 
 
 def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], tamper: Optional[Tamper],
-              net: int) -> Report:
+              net: int, privileged: bool) -> Report:
     report, started = Report(), time.monotonic()
-    run = run_program(stack_config(stack, **(overrides or {})), stack=stack,
-                      mocks=ProviderMocks(loopback=True, loopback_net=net))
+    # A stack given by path (examples/prod, examples/Pulumi.prod.yaml) is stack "prod", as `pulumi stack init prod`
+    # makes it.
+    name = Path(stack).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    try:
+        config = stack_config(stack, **(overrides or {}))
+    except (FileNotFoundError, StackFileError) as exc:
+        report.ok = False
+        report.failures.append(str(exc))
+        report.header = [f"Loopback rehearsal of stack {stack}: {exc}"]
+        report.render("Result: FAILED: the stack file cannot be read")
+        return report
+    run = run_program(config, stack=name, mocks=ProviderMocks(loopback=True, loopback_net=net))
     if run.error is not None:
         report.ok = False
         report.failures += [f"the program stops: {line}" for line in str(run.error).splitlines()]
@@ -302,6 +324,7 @@ def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], ta
     report.header = [f"Loopback rehearsal of stack {stack}: {len(pa_hosts)} postanalytics, {len(f_hosts)} filtering, "
                      f"TLS {'on' if tls_on else 'off'}, mutual TLS {'on' if mutual else 'off'}",
                      _topology(run, pa_hosts, f_hosts)]
+    report.header += [f"Assumed offline: {note}" for note in run.mocks.assumed]
     addresses = {r.inputs["tags"]["Node"]: r.outputs["privateIp"] for r in run.mocks.of_type("aws:ec2/instance:Instance")}
     for host in pa_hosts + f_hosts:  # the tables' order, before the hosts run at once
         report.row(host, "address", addresses[host])
@@ -338,6 +361,9 @@ def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], ta
         # Wallarm's metrics endpoints, scraped with each node's rendered agent configuration (tools/scrape.py).
         scrape_metrics(run, [h for h in pa_hosts + f_hosts if applied[h]], addresses,
                        {h: sandboxes[h].state for h in sandboxes}, report.row, report.fail)
+        traffic = Traffic(run, sandboxes, [h for h in f_hosts if applied[h]], report, net, privileged)
+        # The load balancer's table, after the hosts'.
+        _guarded("load balancer", report, traffic.go)
     finally:
         for stand_in in stand_ins.values():
             stand_in.close()
