@@ -396,12 +396,19 @@ def test_a_waiting_run_applies_after_the_first_and_keeps_its_result(bases, tmp_p
     b = _spawn(sb, second)
     b.stdin.write(json.dumps(second).encode())
     b.stdin.close()
-    time.sleep(0.3)
+    # Wait until the second run says it waits (a fixed sleep raced a slow start on a loaded machine), then check it
+    # is still waiting, and only then let the first one finish.
+    os.set_blocking(b.stderr.fileno(), False)
+    said, deadline = b"", time.monotonic() + 30
+    while b"waiting up to 300s for another apply_spec.py run" not in said and time.monotonic() < deadline:
+        said += b.stderr.read() or b""
+        time.sleep(0.05)
     assert b.poll() is None, "the second run did not wait for the lock"
     (tmp_path / "release").touch()
     assert a.wait(timeout=30) == 0
-    assert b.wait(timeout=30) == 0, b.stderr.read().decode()
-    out, err = b.stdout.read(), b.stderr.read()
+    os.set_blocking(b.stderr.fileno(), True)
+    assert b.wait(timeout=30) == 0, (said + b.stderr.read()).decode()
+    out, err = b.stdout.read(), said + b.stderr.read()
     assert "waiting up to 300s for another apply_spec.py run" in err.decode()
     # The second run found the first one's files: only the arena was left to change.
     assert json.loads(out)["changed"] == [render.ENV_LIST]

@@ -66,8 +66,11 @@ TYPE_ACTIONS: dict[str, tuple[list[str], list[str]]] = {
         "elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"]),
     "aws:lb/targetGroupAttachment:TargetGroupAttachment": (LB_READ, [
         "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]),
-    # `aws elbv2 wait target-in-service / target-deregistered` where pulumi runs (waitForTargetHealth).
-    "command:local:Command": (LB_READ, []),
+    # The load balancer waits (components/waits.py, a dynamic provider in the program's own environment): boto3's
+    # target_in_service / target_deregistered waiters call DescribeTargetHealth. The local commands left are the
+    # rollout's barrier and the former drain steps, which run nothing.
+    "pulumi-python:dynamic:Resource": (LB_READ, []),
+    "command:local:Command": ([], []),
     # Data sources (invokes).
     "aws:ec2/getAmi:getAmi": (READ, []),
     "aws:index/getAvailabilityZones:getAvailabilityZones": (READ, []),

@@ -134,7 +134,7 @@ BAD = [
     ("instance-type-family-typo", {"postanalyticsInstanceType": "m6ii.large"},
      ["postanalyticsInstanceType is 'm6ii.large'", "did you mean m6i.large?"]),
     ("validity-shorter-than-default-renewal", {"certValidityHours": 100},
-     ["certValidityHours is 100", "certEarlyRenewalHours (720, its default)"]),
+     ["certValidityHours is 100", "certEarlyRenewalHours (240, its default)"]),
     ("log-retention-31", {"logRetentionDays": 31}, ["logRetentionDays", "31", "one of 1, 3, 5"]),
     ("alarm-email-not-an-address", {"alarmEmails": ["ops at example.com"]}, ["alarmEmails", "email address"]),
     ("alarm-period-90", {"alarmPeriodSeconds": 90}, ["alarmPeriodSeconds", "90", "multiple of 60"]),

@@ -39,8 +39,9 @@ from tools.program import PROJECT_DIR, Run, run_program, stack_config, stack_fil
 STEPS = ("command:remote:Command", "command:remote:CopyToRemote")
 LOCAL_STEPS = ("command:local:Command",)
 INSTANCE = "aws:ec2/instance:Instance"
-GENERATION = re.compile(r"-[0-9a-f]{8}$")
-"""A machine's logical name ends in its generation (components/host.py: generation())."""
+GENERATION = re.compile(r"-[0-9a-f]{8}(?=(-[a-z]+)?$)")
+"""A machine's logical name ends in its generation (components/host.py: generation()); what belongs to one machine
+(its host key, `<node>-<generation>-hostkey`) carries the generation before its own suffix."""
 
 TF_AWS = "hashicorp/terraform-provider-aws, which pulumi-aws bridges (ForceNew in the resource schema)"
 TF_TLS = "hashicorp/terraform-provider-tls, which pulumi-tls bridges (RequiresReplace plan modifiers)"
@@ -239,7 +240,7 @@ def compare(before: list[Recorded], after: list[Recorded]) -> list[Change]:
     deleted = [old[u] for u in old.keys() - new.keys()]
 
     def machine(r: Recorded) -> Optional[tuple]:
-        return (r.typ, r.parent, GENERATION.sub("", r.name)) if r.typ == INSTANCE and GENERATION.search(r.name) else None
+        return (r.typ, r.parent, GENERATION.sub("", r.name)) if GENERATION.search(r.name) else None
 
     generations = {machine(r): r for r in deleted if machine(r)}
     for r in created:
@@ -247,8 +248,9 @@ def compare(before: list[Recorded], after: list[Recorded]) -> list[Change]:
         if previous is not None:
             deleted.remove(previous)
             diff = input_diff(previous, r)
-            changes.append(Change("replace", r, f"a new generation ({previous.name} -> {r.name}): a new machine, "
-                                                "created and checked before the old one is deleted", diff))
+            what = ("a new machine, created and checked before the old one is deleted" if r.typ == INSTANCE
+                    else "it belongs to the new machine")
+            changes.append(Change("replace", r, f"a new generation ({previous.name} -> {r.name}): {what}", diff))
         else:
             changes.append(Change("create", r))
     changes += [Change("delete", r) for r in deleted]
