@@ -8,6 +8,10 @@ AmazonCloudWatch-* parameters, ec2:DescribeVolumes/DescribeTags, logs:CreateLogG
 every group, and xray:*: here the configuration comes by SSH (no SSM), no tag dimension is used, and the groups
 exist before any agent starts. What remains: writing streams of our three groups, and PutMetricData into the
 Wallarm namespace only (the cloudwatch:namespace condition key).
+That managed policy is the role's permissions boundary instead (AGENT_BOUNDARY), and the role and its profile live
+under the path /wallarm/: the deploy role may create a role only with that boundary and only under that path
+(iam/deploy-policy.json, condition key iam:PermissionsBoundary), so it can never make a role that holds more than
+the agent's permissions, whatever inline policy it writes.
 
 Monitoring creates: with alarmEmails, an SNS topic and one email subscription per address; the alarms of
 components/telemetry.py's alarm_specs() (one aws.cloudwatch.MetricAlarm each); the stack's dashboard.
@@ -29,6 +33,10 @@ from components.host import host_name
 from components.settings import MonitoringSettings
 
 ROLES = ("filtering", "postanalytics")
+# AWS-managed, in every account of the aws partition (the settings refuse other partitions).
+AGENT_BOUNDARY = "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"
+# The path of the role and the profile: what the deploy role's IAM statements are scoped to.
+IAM_PATH = "/wallarm/"
 
 
 class AgentAccess(pulumi.ComponentResource):
@@ -49,12 +57,12 @@ class AgentAccess(pulumi.ComponentResource):
             f"{name}-role", description=f"CloudWatch agent of the Wallarm nodes of stack {stack}",
             assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
-            tags={"Name": f"{name}-role"}, opts=child)
+            permissions_boundary=AGENT_BOUNDARY, path=IAM_PATH, tags={"Name": f"{name}-role"}, opts=child)
         self.policy = aws.iam.RolePolicy(
             f"{name}-policy", role=role.id,
             policy=pulumi.Output.all(*[g.arn for g in self.log_groups]).apply(lambda arns: agent_policy(arns)),
             opts=child)
-        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags={"Name": f"{name}-profile"},
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, path=IAM_PATH, tags={"Name": f"{name}-profile"},
                                           opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]))
         self.role, self.instance_profile = role, profile.name
         self.register_outputs({"instanceProfile": self.instance_profile})

@@ -6,7 +6,9 @@ without its actions in the table below, or without them in the policy, fails her
 
 Actions per type: AWS's Service Authorization Reference, Amazon EC2
 (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html) and Elastic Load
-Balancing V2 (.../list_awselasticloadbalancingv2.html): the API calls the provider makes to create, read, update
+Balancing V2 (.../list_awselasticloadbalancingv2.html), CloudWatch (list_amazoncloudwatch.html), CloudWatch Logs
+(list_amazoncloudwatchlogs.html), IAM (list_awsidentityandaccessmanagementiam.html) and SNS (list_amazonsns.html):
+the API calls the provider makes to create, read, update
 and delete each type (pulumi-aws wraps the Terraform AWS provider's resources of the same name)."""
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from components.monitoring import AGENT_BOUNDARY, IAM_PATH
 from tests.conftest import VARIANTS, program_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +32,11 @@ LB_READ = ["elasticloadbalancing:Describe*"]
 TYPE_ACTIONS: dict[str, tuple[list[str], list[str]]] = {
     "aws:ec2/instance:Instance": (READ, [
         "ec2:RunInstances", "ec2:CreateTags", "ec2:TerminateInstances", "ec2:ModifyInstanceAttribute",
-        "ec2:ModifyInstanceMetadataOptions", "ec2:StopInstances", "ec2:StartInstances", "ec2:ModifyVolume"]),
+        "ec2:ModifyInstanceMetadataOptions", "ec2:StopInstances", "ec2:StartInstances", "ec2:ModifyVolume",
+        # The CloudWatch agent's instance profile (components/monitoring.py): RunInstances with a profile and
+        # AssociateIamInstanceProfile pass its role (iam:PassRole).
+        "ec2:AssociateIamInstanceProfile", "ec2:DisassociateIamInstanceProfile",
+        "ec2:ReplaceIamInstanceProfileAssociation", "iam:PassRole"]),
     "aws:ec2/keyPair:KeyPair": (READ, ["ec2:ImportKeyPair", "ec2:DeleteKeyPair", "ec2:CreateTags"]),
     # The provider revokes the group's default allow-all egress rule right after creating it.
     "aws:ec2/securityGroup:SecurityGroup": (READ, [
@@ -71,6 +78,29 @@ TYPE_ACTIONS: dict[str, tuple[list[str], list[str]]] = {
     # rollout's barrier and the former drain steps, which run nothing.
     "pulumi-python:dynamic:Resource": (LB_READ, []),
     "command:local:Command": ([], []),
+    # Monitoring (components/monitoring.py).
+    "aws:cloudwatch/metricAlarm:MetricAlarm": (["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"], [
+        "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource", "cloudwatch:UntagResource"]),
+    "aws:cloudwatch/dashboard:Dashboard": (["cloudwatch:GetDashboard"], [
+        "cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards"]),
+    "aws:cloudwatch/logGroup:LogGroup": (["logs:DescribeLogGroups", "logs:ListTagsForResource"], [
+        "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy",
+        "logs:TagResource", "logs:UntagResource"]),
+    "aws:sns/topic:Topic": (["sns:GetTopicAttributes", "sns:ListTagsForResource"], [
+        "sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource"]),
+    "aws:sns/topicSubscription:TopicSubscription": (["sns:GetSubscriptionAttributes"], [
+        "sns:Subscribe", "sns:Unsubscribe", "sns:SetSubscriptionAttributes"]),
+    # The agent's role: deleting it first detaches it from its instance profiles (the Terraform provider's
+    # resourceRoleDelete), creating it sets its permissions boundary.
+    "aws:iam/role:Role": (["iam:GetRole", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"], [
+        "iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:DeleteRole", "iam:UpdateRole",
+        "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy", "iam:TagRole", "iam:UntagRole",
+        "iam:ListInstanceProfilesForRole", "iam:RemoveRoleFromInstanceProfile"]),
+    "aws:iam/rolePolicy:RolePolicy": (["iam:GetRolePolicy"], ["iam:PutRolePolicy", "iam:DeleteRolePolicy"]),
+    # AddRoleToInstanceProfile passes the role.
+    "aws:iam/instanceProfile:InstanceProfile": (["iam:GetInstanceProfile"], [
+        "iam:CreateInstanceProfile", "iam:DeleteInstanceProfile", "iam:AddRoleToInstanceProfile",
+        "iam:RemoveRoleFromInstanceProfile", "iam:TagInstanceProfile", "iam:UntagInstanceProfile", "iam:PassRole"]),
     # Data sources (invokes).
     "aws:ec2/getAmi:getAmi": (READ, []),
     "aws:index/getAvailabilityZones:getAvailabilityZones": (READ, []),
@@ -88,8 +118,9 @@ NO_AWS = ("wallarm:", "command:remote:", "tls:", "pulumi:")
 PIPELINE_DEPLOY = ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
                    "ec2:DescribeSecurityGroupRules", "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
 PIPELINE_PREVIEW = ["ec2:DescribeSecurityGroupRules", "s3:ListBucket", "s3:GetObject"]
-# Variants that add a type or a data source (an ACM listener; no jump host; an existing VPC).
+# Variants that add a type or a data source (an ACM listener; no jump host; alarm emails; an existing VPC).
 EXTRA_VARIANTS = [
+    {"alarmEmails": ["ops@example.com"]},
     {"tlsCertificateArn": "arn:aws:acm:eu-central-1:123456789012:certificate/0b1c2d3e-aaaa-bbbb-cccc-0123456789ab"},
     {"jumpHost": False},
 ]
@@ -140,13 +171,12 @@ def test_the_deploy_policy_allows_what_the_program_and_the_pipeline_do(declared)
 
 def test_the_deploy_policy_allows_nothing_else(declared):
     """Guards against `ec2:*` (which makes the deployer-group tag condition meaningless) or an action nobody needs:
-    every action is named (wildcards only for read-only Describe*), each needed by a declared type or the pipeline,
-    and no IAM action, so the deploy role cannot widen itself or create a role."""
+    every action is named (wildcards only for read-only Describe*), each needed by a declared type or the pipeline
+    (IAM actions only as test_iam_actions_reach_only_the_agent_role_under_its_boundary allows them)."""
     needed = {a.lower() for t in declared if t in TYPE_ACTIONS for part in TYPE_ACTIONS[t] for a in part}
     needed |= {a.lower() for a in PIPELINE_DEPLOY}
     for action in _actions(DEPLOY):
         assert "*" not in action or action.endswith(":Describe*"), f"wildcard {action}"
-        assert not action.startswith("iam:"), action
         assert action.lower() in needed, f"iam/deploy-policy.json allows {action}, which no declared type needs"
 
 
@@ -175,11 +205,34 @@ def test_changes_to_instances_and_groups_are_scoped_by_their_role_tag():
 
 def test_no_role_without_a_permissions_boundary(declared):
     """Guards against the program creating an IAM role that could hold more than the deploy role: any role it
-    declares carries a permissions boundary (today it declares none, and the deploy role has no iam: action)."""
+    declares carries the permissions boundary and the path that the deploy policy requires of a role it creates."""
+    roles = 0
     for overrides in [*VARIANTS.values(), *EXTRA_VARIANTS]:
         for r in program_run(**overrides).mocks.resources:
             if r.typ == "aws:iam/role:Role":
-                assert r.inputs.get("permissionsBoundary"), f"{r.urn} has no permissions boundary"
+                roles += 1
+                assert r.inputs.get("permissionsBoundary") == AGENT_BOUNDARY, f"{r.urn} has no permissions boundary"
+            if r.typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
+                assert r.inputs.get("path") == IAM_PATH, f"{r.urn} is not under {IAM_PATH}"
+    assert roles, "the CloudWatch agent's role is declared"
+
+
+def test_iam_actions_reach_only_the_agent_role_under_its_boundary():
+    """Guards against a deploy role that can widen itself: every iam: action names resources under /wallarm/ only
+    (never "*"), a role can be created or given an inline policy only with the agent's boundary (so no role it makes
+    holds more than CloudWatchAgentServerPolicy), and the role can be passed to EC2 only."""
+    prefixes = (f"arn:aws:iam::*:role{IAM_PATH}", f"arn:aws:iam::*:instance-profile{IAM_PATH}")
+    iam = [s for s in DEPLOY["Statement"] if any(a.startswith("iam:") for a in _list(s["Action"]))]
+    assert iam
+    for s in iam:
+        assert all(a.startswith("iam:") for a in _list(s["Action"])), s["Sid"]
+        assert all(r.startswith(prefixes) for r in _list(s["Resource"])), f"{s['Sid']} reaches beyond {IAM_PATH}"
+    for action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:PutRolePermissionsBoundary"):
+        for s in _allows(DEPLOY, action):
+            assert s["Condition"]["StringEquals"]["iam:PermissionsBoundary"] == AGENT_BOUNDARY, (action, s["Sid"])
+    for s in _allows(DEPLOY, "iam:PassRole"):
+        assert s["Condition"]["StringEquals"]["iam:PassedToService"] == "ec2.amazonaws.com", s["Sid"]
+    assert not _allows(DEPLOY, "iam:AttachRolePolicy") and not _allows(DEPLOY, "iam:CreatePolicy")
 
 
 def test_the_preview_role_only_reads(declared):
@@ -191,6 +244,9 @@ def test_the_preview_role_only_reads(declared):
     assert not missing, f"iam/preview-policy.json does not allow {missing}"
     for action in _actions(PREVIEW):
         service, _, name = action.partition(":")
-        assert service in ("ec2", "elasticloadbalancing", "sts", "s3"), action
+        assert service in ("ec2", "elasticloadbalancing", "sts", "s3", "cloudwatch", "logs", "sns", "iam"), action
         assert name.startswith(("Describe", "Get", "List")), f"{action} is not a read"
     assert not _allows(PREVIEW, "s3:PutObject") and not _allows(PREVIEW, "ec2:RunInstances")
+    for s in PREVIEW["Statement"]:
+        if any(a.startswith("iam:") for a in _list(s["Action"])):
+            assert "*" not in _list(s["Resource"]), f"{s['Sid']} reads every role of the account"

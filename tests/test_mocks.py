@@ -202,6 +202,12 @@ REFUSED += [
     ("role-name-65", lambda: aws.iam.Role("r", name="r" * 65, assume_role_policy=TRUST), "at most 64 characters"),
     ("role-autoname-over-64", lambda: aws.iam.Role("r" * 60, assume_role_policy=TRUST), "at most 64 characters"),
     ("profile-name-129", lambda: aws.iam.InstanceProfile("p", name="p" * 129), "at most 128 characters"),
+    ("role-path-without-trailing-slash", lambda: aws.iam.Role("r", path="/wallarm", assume_role_policy=TRUST),
+     'must begin and end with "/"'),
+    ("profile-path-relative", lambda: aws.iam.InstanceProfile("p", path="wallarm/"), 'must begin and end with "/"'),
+    ("role-boundary-not-a-policy", lambda: aws.iam.Role(
+        "r", permissions_boundary="arn:aws:iam::aws:role/CloudWatchAgentServerPolicy", assume_role_policy=TRUST),
+     "is not a managed policy ARN"),
     ("sns-topic-dot", lambda: aws.sns.Topic("t", name="wallarm.alarms"), "Topic Name"),
     ("sns-topic-257", lambda: aws.sns.Topic("t", name="t" * 257), "Topic Name"),
 ]
@@ -213,6 +219,9 @@ ACCEPTED += [
     ("log-group-retention-30", lambda: aws.cloudwatch.LogGroup("g", name="/wallarm/dev/filtering", retention_in_days=30)),
     ("role-name-64", lambda: aws.iam.Role("r", name="r" * 64, assume_role_policy=TRUST)),
     ("profile-name-128", lambda: aws.iam.InstanceProfile("p", name="p" * 128)),
+    ("role-under-a-path-with-a-boundary", lambda: aws.iam.Role(
+        "r", path="/wallarm/", permissions_boundary="arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy",
+        assume_role_policy=TRUST)),
     ("sns-topic-256", lambda: aws.sns.Topic("t", name="t_-" * 85 + "t")),
 ]
 

@@ -352,6 +352,14 @@ def _iam_name(kind: str, limit: int, name: str, i: dict) -> Optional[str]:
     value = i.get("name") or (i["namePrefix"] + "0" * 26 if i.get("namePrefix") else name + AUTONAME_SUFFIX)
     if len(value) > limit or not re.fullmatch(r"[\w+=,.@-]+", value):
         return f'invalid value for name (must be at most {limit} characters of [\\w+=,.@-]): "{value}"'
+    # Path: "/" or /.../ of printable ASCII, at most 512 (IAM API CreateRole, Path).
+    path = i.get("path")
+    if path is not None and (len(path) > 512 or not re.fullmatch(r"/|/[\x21-\x7e]+/", path)):
+        return f'ValidationError: path must begin and end with "/" (printable ASCII, at most 512): "{path}"'
+    # PermissionsBoundary: a managed policy's ARN (IAM API CreateRole).
+    boundary = i.get("permissionsBoundary")
+    if kind == "role" and boundary and not re.fullmatch(r"arn:aws:iam::(aws|\d{12}):policy/[\x21-\x7e]+", boundary):
+        return f'InvalidInput: ARN {boundary} is not a managed policy ARN'
     if kind == "role" and i.get("assumeRolePolicy") is not None:
         import json
 

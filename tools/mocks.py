@@ -257,10 +257,10 @@ class ProviderMocks(pulumi.runtime.Mocks):
                 {"arn": f"arn:aws:logs:{self.region}:123456789012:log-group:{inputs.get('name') or name}"}, None),
             "aws:iam/role:Role": lambda name, inputs: (
                 {"name": inputs.get("name") or name + aws_rules.AUTONAME_SUFFIX,
-                 "arn": f"arn:aws:iam::123456789012:role/{inputs.get('name') or name}"}, None),
+                 "arn": f"arn:aws:iam::123456789012:role{inputs.get('path') or '/'}{inputs.get('name') or name}"}, None),
             "aws:iam/instanceProfile:InstanceProfile": lambda name, inputs: (
                 {"name": inputs.get("name") or name + aws_rules.AUTONAME_SUFFIX,
-                 "arn": f"arn:aws:iam::123456789012:instance-profile/{name}"}, None),
+                 "arn": f"arn:aws:iam::123456789012:instance-profile{inputs.get('path') or '/'}{name}"}, None),
             "aws:sns/topic:Topic": lambda name, inputs: (
                 {"arn": f"arn:aws:sns:{self.region}:123456789012:{inputs.get('name') or name + aws_rules.AUTONAME_SUFFIX}"},
                 None),
