@@ -4,6 +4,7 @@ faults in what the hosts get."""
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import subprocess
 import tempfile
@@ -21,10 +22,17 @@ from tools.nginxconf import nginx_binary, on_free_ports, without_wallarm
 from tools.rehearse import main, rehearse
 
 
+TLS_ARN = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+PROD = str(Path(__file__).resolve().parent.parent / "examples" / "Pulumi.prod.yaml")
+ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not ROOT, reason="client addresses (usesrc clientip) and the firewall (nftables) "
+                                "need root and a network namespace of the rehearsal's own")
+
+
 @pytest.mark.parametrize("overrides", [
     {}, {"postanalyticsCount": 2, "filteringCount": 3}, {"mutualTls": False},
     {"tls": False, "mutualTls": False, "postanalyticsCount": 2},
-    {"tlsCertificateArn": "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"},
+    {"tlsCertificateArn": TLS_ARN},
 ], ids=["dev", "2x3-mtls", "tls-only", "plain-2", "tls-listener"])
 def test_rehearsal_passes(overrides, tmp_path):
     """Guards against a stack whose hosts would not connect, even though every declaration looks right."""
@@ -36,14 +44,23 @@ def test_rehearsal_passes(overrides, tmp_path):
     assert report.connections == pa * f, text
     rows = {host: dict(r) for host, r in report.hosts.items()}
     filtering = [h for h in rows if h.startswith("filtering-")]
-    assert len(filtering) == f and len(rows) == pa + f
+    assert len(filtering) == f and len(rows) == pa + f + 1  # and the load balancer's table
     assert all(rows[h]["health"].startswith("ok: the test attack was counted") for h in filtering), text
     assert all(rows[h]["removed"] == render.NGINX_DEFAULT_SITE for h in filtering), text
-    assert [line for line in report.lines if line.strip().startswith("result")] == ["  result    ok"] * (pa + f)
+    assert [line for line in report.lines if line.strip().startswith("result")] == ["  result    ok"] * (pa + f + 1)
     assert "jump host 198.51.100.10" in report.lines[1] and "load balancer entrypoint-nlb (TCP/80" in report.lines[1]
     if overrides.get("tls", True):
         assert "plain listener 127.0.0.1:3313 (loopback only)" in text
         assert text.count("server certificate verified") == pa * f
+    health = [t for label, t in report.hosts["load balancer entrypoint-nlb (HAProxy stand-in)"] if label == "health"]
+    traffic = [t for label, t in report.hosts["load balancer entrypoint-nlb (HAProxy stand-in)"] if label == "traffic"]
+    listeners = 2 if "tlsCertificateArn" in overrides else 1
+    assert len(health) == listeners and health[0].startswith(f"entrypoint-http: {f}/{f} healthy (HTTP GET /healthz "
+                                                             "on port 8081"), text
+    assert len(traffic) == 1 + listeners * (max(2, f) + 1), text
+    assert all(" ok: " in t for t in traffic[1:]), text
+    assert {t.split()[1] for t in traffic[1:]} == {f"filtering-{i}" for i in range(f)}, "not every target served"
+    assert sum("/etc/passwd" in t and "test attack 200 OK" in t for t in traffic) == listeners, text
 
 
 def swap_server_certificates(sandboxes, _run):
@@ -222,3 +239,114 @@ def test_rehearsal_in_any_region_and_vpc_says_what_it_assumed(overrides, assumed
     report = rehearse("dev", overrides, tmp_path)
     assert report.ok, "\n".join(report.lines)
     assert any(line.startswith("Assumed offline: ") and assumed in line for line in report.header), report.header
+
+
+# ---------------------------------------------------------------- the load balancer stand-in
+LB_HOST = "load balancer entrypoint-nlb (HAProxy stand-in)"
+
+
+def _lb_rows(report, label: str) -> list[str]:
+    return [t for lab, t in report.hosts.get(LB_HOST, []) if lab == label]
+
+
+def health_server_loses_proxy_protocol(sandboxes, _run):
+    """Every node's health server (the one with `location = /healthz`) listens without proxy_protocol."""
+    for sandbox in sandboxes.values():
+        conf = sandbox.path(render.NGINX_CONF)
+        if conf.exists():
+            servers = re.split(r"(?m)^(?=server \{)", conf.read_text())
+            conf.write_text("".join(re.sub(r"(?m)^(\s*listen [^;]*?) proxy_protocol", r"\1", block)
+                                    if f"location = {render.HEALTH_PATH}" in block else block for block in servers))
+
+
+def test_prod_rehearsal_passes(tmp_path):
+    """Guards against an example production stack whose TLS listener never gets a healthy target (AWS sends the
+    PROXY v2 header on health checks when proxy protocol is on)."""
+    report = rehearse(PROD, {"filteringCount": 2, "postanalyticsCount": 1}, tmp_path)
+    text = "\n".join(report.lines)
+    assert report.ok, text
+    assert any(t.startswith("entrypoint-https: 2/2 healthy") and "with the PROXY v2 header" in t
+               for t in _lb_rows(report, "health")), text
+    assert sum(t.startswith("TLS/443") and "X-Forwarded-Proto https" in t for t in _lb_rows(report, "traffic")) == 3
+
+
+def test_prod_fails_when_the_health_server_loses_proxy_protocol(tmp_path):
+    """Guards against a rehearsal that passes while the load balancer would never see a healthy TLS target: named
+    with the target group and the reason."""
+    report = rehearse(PROD, {"filteringCount": 2, "postanalyticsCount": 1}, tmp_path,
+                      tamper=health_server_loses_proxy_protocol)
+    assert not report.ok
+    failures = [f for f in report.failures if f.startswith("load balancer")]
+    assert any("target group entrypoint-https: filtering-0 " in f and "is unhealthy: health check HTTP GET /healthz"
+               in f and "with the PROXY v2 header answered HTTP 400" in f for f in failures), report.failures
+    assert not any("entrypoint-http:" in f for f in failures), "the TCP group (no proxy protocol) failed too"
+    assert any(t.startswith("TLS/443") and "FAILED: no healthy target in entrypoint-https" in t
+               for t in _lb_rows(report, "traffic")), "traffic went to a target that is not healthy"
+
+
+def node_health_answers_503(sandboxes, _run):
+    conf = sandboxes["filtering-0"].path(render.NGINX_CONF)
+    conf.write_text(conf.read_text().replace('return 200 "ok\\n";', 'return 503 "down\\n";'))
+
+
+def test_an_unhealthy_node_gets_no_traffic(tmp_path):
+    """Guards against a load balancer stand-in that sends traffic to targets whose health check fails."""
+    report = rehearse("dev", {}, tmp_path, tamper=node_health_answers_503)
+    assert any(f.startswith("load balancer") and "target group entrypoint-http: filtering-0 " in f
+               and "answered HTTP 503" in f for f in report.failures), report.failures
+    traffic = _lb_rows(report, "traffic")[1:]
+    assert traffic and all(t.split()[1] == "filtering-1" for t in traffic), traffic
+
+
+@needs_root
+def test_a_client_outside_client_cidrs_is_refused(tmp_path):
+    """Guards against a firewall that admits clients outside clientCidrs, and against client addresses lost on the
+    way (the application must see the client's own address)."""
+    report = rehearse("dev", {"clientCidrs": ["203.0.113.0/24"], "tlsCertificateArn": TLS_ARN}, tmp_path)
+    text = "\n".join(report.lines)
+    assert report.ok, text
+    traffic = _lb_rows(report, "traffic")
+    for listener in ("TCP/80", "TLS/443"):  # 443 too: its target sees the load balancer, not the client
+        assert [t for t in traffic if t.startswith(listener) and "198.18.0.77" in t and "ok: refused" in t], text
+    assert all("203.0.113.77" in t for t in traffic[1:] if "198.18.0.77" not in t), text
+    assert _lb_rows(report, "firewall")[0].startswith("nftables in the namespace: firewall-filtering ingress")
+
+
+@needs_root
+def test_without_the_firewall_the_outside_client_gets_through(tmp_path, monkeypatch):
+    """Guards against an outside-client check that passes whatever the firewall does."""
+    from tools import lbstandin
+    monkeypatch.setattr(lbstandin, "nft_ruleset", lambda *a: ("table inet rehearsal {}\n", ["nothing"]))
+    report = rehearse("dev", {"clientCidrs": ["203.0.113.0/24"]}, tmp_path)
+    assert any("a client outside clientCidrs (198.18.0.77) reached the application" in f
+               for f in report.failures), report.failures
+
+
+def test_without_root_the_report_says_what_was_not_exercised(tmp_path):
+    """Guards against a rehearsal that, without root, claims client addresses or the firewall were checked."""
+    report = rehearse("dev", {}, tmp_path, privileged=False)
+    text = "\n".join(report.lines)
+    assert report.ok, text
+    assert _lb_rows(report, "network")[0].startswith("NOT ROOT: client addresses and the firewall were not exercised")
+    assert not _lb_rows(report, "firewall")
+    assert all("(client address not exercised)" in t for t in _lb_rows(report, "traffic")[1:]), text
+
+
+def test_the_haproxy_config_follows_the_declarations():
+    """Guards against a load balancer stand-in with ports of its own instead of the program's."""
+    from tools.lbstandin import Layout, declared, haproxy_config
+    from tools.mocks import ProviderMocks
+    from tools.program import run_program, stack_config
+    run = run_program(stack_config("dev", healthCheckPort=9090, tlsCertificateArn=TLS_ARN),
+                      mocks=ProviderMocks(loopback=True, loopback_net=9))
+    assert run.error is None, run.error
+    lb = declared(run)
+    config = haproxy_config(lb, Layout(True, "10.0.255.250", ("10.0.0.10", 8080), "198.18.0.77", None, {}, []),
+                            Path("/x.pem"), Path("/x.sock"))
+    servers = [line.split() for line in config.splitlines() if line.strip().startswith("server ")]
+    assert len(servers) == 4 and all("9090" in s or "8081" not in " ".join(s) for s in servers), config
+    https = [s for s in servers if s[2].endswith(":8443")]
+    assert len(https) == 2 and all("send-proxy-v2" in s and "check-send-proxy" in s for s in https), config
+    assert not any("send-proxy-v2" in s for s in servers if s not in https), config
+    assert "bind 10.0.255.250:443 ssl crt /x.pem" in config and "bind 10.0.255.250:80\n" in config
+    assert "inter 500 rise 2 fall 2" in config and "http-check send meth GET uri /healthz" in config

@@ -11,9 +11,16 @@
    aside), and connects to every `server` of the wallarm_wstore upstream with the CA, certificate and key files
    that the NGINX file names, verifying the server certificate against the address it connects to.
 5. Runs each node's health check against a status service that reports the failed connections as tnt_errors.
+6. Puts a load balancer stand-in (HAProxy, tools/lbstandin.py) generated from the declared listeners, target groups
+   and attachments in front of real NGINX servers run from each node's NGINX file, with health checks as AWS sends
+   them (intervals scaled down, the factor printed), and sends requests and the test attack through every listener
+   to an application stand-in that records what arrives. As root, in a network namespace of its own: client
+   addresses kept, and the security groups enforced with nftables (a client outside clientCidrs must be refused).
 Prints one table per host (address, steps, files changed and removed, listener or NGINX check, upstream
-connections, health check, result), the warnings again, and a verdict; exits 1 when anything failed. The sandboxes
-are kept, and named, with --keep or after a failure. No cloud, no Pulumi CLI, nothing leaves this machine.
+connections, health check, result), one for the load balancer (health per target group, firewall, and what went
+through it: listener, target, path seen, client address seen, result), the warnings again, and a verdict; exits 1
+when anything failed. The sandboxes are kept, and named, with --keep or after a failure. No cloud, no Pulumi CLI,
+nothing leaves this machine (the load balancer's traffic stays on loopback, in its own namespace as root).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import random
@@ -36,6 +44,7 @@ import yaml
 
 from components import render
 from tools.nginxconf import STAND_IN_ADDRESS, nginx_test, parse_text, resolved_on_node
+from tools.lbstandin import Traffic
 from tools.mocks import ProviderMocks
 from tools.program import Run, StackFileError, run_program, stack_config
 from tools.sandbox import Sandbox, replay
@@ -268,17 +277,23 @@ def reserve_loopback_network() -> tuple[int, socket.socket]:
 
 
 def rehearse(stack: str = "dev", overrides: Optional[dict] = None, workdir: Optional[Path] = None,
-             tamper: Optional[Tamper] = None) -> Report:
+             tamper: Optional[Tamper] = None, privileged: Optional[bool] = None) -> Report:
+    """privileged: run the load balancer stand-in in a namespace with client addresses kept and the firewall
+    enforced (needs root; the default when running as root)."""
     net, sentinel = reserve_loopback_network()
     try:
-        return _rehearse(stack, overrides, workdir, tamper, net)
+        return _rehearse(stack, overrides, workdir, tamper, net,
+                         os.geteuid() == 0 if privileged is None else privileged)
     finally:
         sentinel.close()
 
 
 def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], tamper: Optional[Tamper],
-              net: int) -> Report:
+              net: int, privileged: bool) -> Report:
     report, started = Report(), time.monotonic()
+    # A stack given by path (examples/prod, examples/Pulumi.prod.yaml) is stack "prod", as `pulumi stack init prod`
+    # makes it.
+    name = Path(stack).name.removeprefix("Pulumi.").removesuffix(".yaml")
     try:
         config = stack_config(stack, **(overrides or {}))
     except (FileNotFoundError, StackFileError) as exc:
@@ -287,7 +302,7 @@ def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], ta
         report.header = [f"Loopback rehearsal of stack {stack}: {exc}"]
         report.render("Result: FAILED: the stack file cannot be read")
         return report
-    run = run_program(config, stack=stack, mocks=ProviderMocks(loopback=True, loopback_net=net))
+    run = run_program(config, stack=name, mocks=ProviderMocks(loopback=True, loopback_net=net))
     if run.error is not None:
         report.ok = False
         report.failures += [f"the program stops: {line}" for line in str(run.error).splitlines()]
@@ -340,6 +355,9 @@ def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], ta
 
         with ThreadPoolExecutor(max_workers=PARALLEL_HOSTS) as pool:
             list(pool.map(check, [h for h in f_hosts if applied[h]]))
+        traffic = Traffic(run, sandboxes, [h for h in f_hosts if applied[h]], report, net, privileged)
+        # The load balancer's table, after the hosts'.
+        _guarded("load balancer", report, traffic.go)
     finally:
         for stand_in in stand_ins.values():
             stand_in.close()
