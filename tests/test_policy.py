@@ -40,8 +40,11 @@ def _servicer() -> _PolicyAnalyzerServicer:
     return _PolicyAnalyzerServicer(PACK, "0.0.1", rules.POLICIES, EnforcementLevel.MANDATORY)
 
 
-def _urn(typ: str, name: str) -> str:
-    return f"urn:pulumi:test::{PACK}::{typ}::{name}"
+def _urn(typ: str, name: str, parent_type: str = "") -> str:
+    return f"urn:pulumi:test::{PACK}::{parent_type + '$' if parent_type else ''}{typ}::{name}"
+
+
+JUMP = "wallarm:index:JumpHost"
 
 
 def _request(message, typ: str, name: str, props: dict, urn: str = ""):
@@ -56,9 +59,9 @@ def _diagnostics(response) -> list[tuple[str, str, int]]:
     return [(d.policyName, d.message.split("\n", 1)[-1], d.enforcementLevel) for d in response.diagnostics]
 
 
-def analyze(typ: str, props: dict, name: str = "subject", servicer=None) -> list[tuple[str, str, int]]:
+def analyze(typ: str, props: dict, name: str = "subject", servicer=None, urn: str = "") -> list[tuple[str, str, int]]:
     servicer = servicer or _servicer()
-    return _diagnostics(servicer.Analyze(_request(proto.AnalyzeRequest, typ, name, props), None))
+    return _diagnostics(servicer.Analyze(_request(proto.AnalyzeRequest, typ, name, props, urn), None))
 
 
 def analyze_stack(resources: list[dict]) -> list[tuple[str, str, int]]:
@@ -101,11 +104,27 @@ def instance(role: str = "postanalytics", drop: tuple = (), **changes) -> dict:
     return props
 
 
+def jump_stack(name: str = "jumphost-0", group_role: str = "jumphost", ingress: tuple = (22,)) -> list[dict]:
+    """The program's jump host: an instance of the JumpHost component, in its group, which admits SSH."""
+    group = {"typ": GROUP, "name": f"firewall-{group_role}", "props": {"tags": {"Role": group_role}}}
+    node = {"typ": INSTANCE, "name": name, "urn": _urn(INSTANCE, name, JUMP),
+            "props": instance(role="jumphost", associatePublicIpAddress=True, vpcSecurityGroupIds=["sg-1"]),
+            "property_deps": {"vpcSecurityGroupIds": [_urn(GROUP, f"firewall-{group_role}")]}}
+    rules_ = [{"typ": SG_RULE, "name": f"{name}-in-{port}", "props": rule(fromPort=port, toPort=port),
+               "property_deps": {"securityGroupId": [_urn(GROUP, f"firewall-{group_role}")]}} for port in ingress]
+    return [group, node, *rules_]
+
+
 def eip_stack(role: str, typ: str = "aws:ec2/eip:Eip", key: str = "instance") -> list[dict]:
-    node = {"typ": INSTANCE, "name": f"{role}-0", "props": instance(role=role)}
+    if role == "jumphost":
+        nodes = jump_stack()
+        target = nodes[1]
+    else:
+        target = {"typ": INSTANCE, "name": f"{role}-0", "props": instance(role=role)}
+        nodes = [target]
     eip = {"typ": typ, "name": f"{role}-0-eip", "props": {key: "i-0123", "domain": "vpc"},
-           "property_deps": {key: [_urn(INSTANCE, f"{role}-0")]}}
-    return [node, eip]
+           "property_deps": {key: [target.get("urn") or _urn(INSTANCE, target["name"])]}}
+    return [*nodes, eip]
 
 
 # ---- the table: dangerous resources, each with the policy that must catch it and words of its message ----
@@ -194,6 +213,9 @@ DANGEROUS = [
 
 
 def _run_case(typ, props) -> list[tuple[str, str, int]]:
+    """typ: a resource type, "stack" (props: the stack's resources), or (resource type, its parent's type)."""
+    if isinstance(typ, tuple):
+        return analyze(typ[0], props, urn=_urn(typ[0], "subject", typ[1]))
     return analyze_stack(props) if typ == "stack" else analyze(typ, props)
 
 
@@ -224,7 +246,7 @@ SAFE = [
     ("https-world-ipv6", SG_RULE, rule(fromPort=443, toPort=443, cidrIpv4=None, cidrIpv6="::/0")),
     ("ssh-slash8", SG_RULE, rule(cidrIpv4="10.0.0.0/8")),
     ("wstore-slash16", SG_RULE, rule(fromPort=6388, toPort=6388, cidrIpv4="10.1.0.0/16")),
-    ("wstore-ipv6-slash48", SG_RULE, rule(fromPort=6388, toPort=6388, cidrIpv4=None, cidrIpv6="2001:db8:1::/48")),
+    ("wstore-ipv6-slash64", SG_RULE, rule(fromPort=6388, toPort=6388, cidrIpv4=None, cidrIpv6="2001:db8:1::/64")),
     ("wstore-from-group", SG_RULE, rule(fromPort=6388, toPort=6388, cidrIpv4=None, referencedSecurityGroupId="sg-9")),
     ("egress-everything", "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
      rule(ipProtocol="tcp", fromPort=22, toPort=22, cidrIpv4="0.0.0.0/0")),  # all-protocol egress: test_policy_shapes
@@ -232,7 +254,8 @@ SAFE = [
     ("legacy-wstore-from-group", LEGACY, legacy(fromPort=6388, toPort=6388, cidrBlocks=[],
                                                 sourceSecurityGroupId="sg-9")),
     ("inline-wstore-self", GROUP, {"ingress": [{"protocol": "tcp", "fromPort": 6388, "toPort": 6388, "self": True}]}),
-    ("jump-host-public", INSTANCE, instance(role="jumphost", associatePublicIpAddress=True)),
+    ("jump-host-public", (INSTANCE, JUMP), instance(role="jumphost", associatePublicIpAddress=True)),
+    ("jump-host-stack", "stack", jump_stack()),
     ("imds-off", INSTANCE, instance(metadataOptions={"httpEndpoint": "disabled", "httpTokens": "optional"})),
     ("ecdsa-p384", "tls:index/privateKey:PrivateKey", {"algorithm": "ECDSA", "ecdsaCurve": "P384"}),
     ("rsa-4096", "tls:index/privateKey:PrivateKey", {"algorithm": "RSA", "rsaBits": 4096}),
@@ -304,7 +327,8 @@ def test_default_wstore_ports_match_the_program_defaults():
 
 def _program_resources(run) -> list[dict]:
     return [{"typ": r.typ, "name": r.name, "props": r.raw_inputs, "urn": r.urn, "parent": r.parent,
-             "dependencies": r.options.get("dependencies", [])} for r in run.mocks.resources]
+             "dependencies": r.options.get("dependencies", []),
+             "property_deps": r.options.get("propertyDependencies", {})} for r in run.mocks.resources]
 
 
 @pytest.mark.parametrize("variant_name", list(VARIANTS))
@@ -313,7 +337,7 @@ def test_the_program_passes_its_own_policies(variant_name):
     resources = _program_resources(program_run(**VARIANTS[variant_name]))
     servicer = _servicer()
     found = [(r["name"], d) for r in resources
-             for d in analyze(r["typ"], r["props"], r["name"], servicer=servicer)]
+             for d in analyze(r["typ"], r["props"], r["name"], servicer=servicer, urn=r["urn"])]
     found += [("stack", d) for d in analyze_stack(resources)]
     assert found == []
     types = {r["typ"] for r in resources}

@@ -238,3 +238,14 @@ def test_the_quick_starts_dialing_time_is_the_programs():
     minutes = re.search(r"wait for the jump host for (\d+) minutes \(jumphost-sshd\)", README)
     assert minutes, "the quick start no longer says how long a deploy waits for an unreachable jump host"
     assert int(minutes.group(1)) == host.BOOT_WAIT_SECONDS // 60, host.BOOT_WAIT_SECONDS
+
+
+def test_the_policy_table_lists_every_policy_of_the_pack():
+    """Guards against a policy the docs do not list (or a listed one the pack dropped)."""
+    import sys
+    sys.path.insert(0, str(ROOT / "policy"))
+    import rules
+    text = (ROOT / "docs" / "security.md").read_text()
+    table = re.findall(r"^\| `([a-z0-9-]+)` \|", text.split("## Policy pack", 1)[1], re.M)
+    assert sorted(table) == sorted(p.name for p in rules.POLICIES)
+    assert len(table) == len(set(table))

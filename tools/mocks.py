@@ -113,7 +113,7 @@ class Recorded:
     """The parent's URN ("" for the stack)."""
     options: dict = dataclasses.field(default_factory=dict)
     """Resource options as the engine got them: ignoreChanges, replaceOnChanges, deleteBeforeReplace,
-    dependencies (URNs), additionalSecretOutputs, customTimeouts, deletedWith."""
+    dependencies (URNs), propertyDependencies (property -> URNs), additionalSecretOutputs, customTimeouts, deletedWith."""
 
 
 def _pem_key(key) -> str:
@@ -179,6 +179,7 @@ def _options(request) -> dict:
         "replaceOnChanges": list(request.replaceOnChanges),
         "deleteBeforeReplace": request.deleteBeforeReplace,
         "dependencies": list(request.dependencies),
+        "propertyDependencies": {k: list(v.urns) for k, v in request.propertyDependencies.items()},
         "additionalSecretOutputs": list(request.additionalSecretOutputs),
         "customTimeouts": {"create": timeouts.create, "update": timeouts.update, "delete": timeouts.delete},
         "deletedWith": request.deletedWith,
