@@ -2,8 +2,10 @@
 
     venv/bin/python -m tools.rehearse_rotation --stack dev [--one-step]
 
-Rehearses the stack once per step (tools/rehearse.py, on one 127.N network, in one process: like a stack's state,
-the mocks keep a TLS resource whose name and inputs did not change), then, between two steps, connects every
+Rehearses the stack once per step (tools/rehearse.py, in one process: like a stack's state, the mocks keep a CA
+whose name and inputs did not change; each run's own 127.N network gives the leaves other SANs, so the rehearsal
+re-issues them each step, from the CA the step says: tests/test_ca_rotation.py shows under the mocks which leaves a
+step really keeps), then, between two steps, connects every
 filtering node, with its files before and after the step (the CA bundle, client certificate and key that its NGINX
 file names), to a wstore stand-in of every postanalytics server, with its files before and after the step (the
 certificate, key and client CA bundle that its wstore.yaml names). During one `pulumi up` a host has either set;
@@ -24,7 +26,7 @@ import yaml
 
 from components import render
 from tools.nginxconf import parse_text
-from tools.rehearse import Report, _rehearse, reserve_loopback_network
+from tools.rehearse import Report, rehearse
 from tools.tlsprobe import Result, StandIn, connect
 
 ROTATION = [("before", {}), ("prepare", {"caRotation": "prepare"}), ("switch", {"caRotation": "switch"}),
@@ -62,13 +64,9 @@ class Handshake:
 
 def rehearse_steps(stack: str, steps: list[tuple[str, dict]], workdir: Path,
                    overrides: Optional[dict] = None) -> list[Phase]:
-    """One rehearsal per step, on one loopback network (so a host keeps its address and its leaf's SANs)."""
-    net, sentinel = reserve_loopback_network()
-    try:
-        return [Phase(name, _rehearse(stack, {**(overrides or {}), **values}, workdir / name, None, net),
-                      workdir / name) for name, values in steps]
-    finally:
-        sentinel.close()
+    """One rehearsal per step, its sandboxes kept in workdir/<step>."""
+    return [Phase(name, rehearse(stack, {**(overrides or {}), **values}, workdir / name), workdir / name)
+            for name, values in steps]
 
 
 def _wstore_files(phase: Phase, host: str) -> tuple[str, str, str, Optional[str]]:
@@ -88,18 +86,21 @@ def _nginx_files(phase: Phase, host: str) -> dict[str, Optional[str]]:
 
 
 def mixed_handshakes(old: Phase, new: Phase) -> list[Handshake]:
-    """Every filtering node's files (old and new) against every wstore's (old and new): four mixes per pair."""
+    """Every filtering node's files (old and new) against every wstore's (old and new): four mixes per pair. The
+    stand-in listens on 127.0.0.1 (the steps' rehearsals ran on other 127.N networks, since released); the client
+    verifies the server certificate for the address in that wstore's wstore.yaml, as NGINX does for the upstream's."""
     found = []
     for host in old.hosts("postanalytics"):
         for w in (old, new):
             address, cert, key, client_ca = _wstore_files(w, host)
-            ip, port = address.rsplit(":", 1)
-            stand_in = StandIn(ip, int(port), cert, key, client_ca)
+            stand_in = StandIn("127.0.0.1", 0, cert, key, client_ca)
             try:
+                ip, port = stand_in.address
                 for node in old.hosts("filtering"):
                     for n in (old, new):
                         files = _nginx_files(n, node)
-                        result = connect(ip, int(port), files["ca_cert"] or "", files["cert"], files["key"])
+                        result = connect(ip, port, files["ca_cert"] or "", files["cert"], files["key"],
+                                         server_name=address.rsplit(":", 1)[0])
                         found.append(Handshake(f"{host} ({w.name})", f"{node} ({n.name})", result))
             finally:
                 stand_in.close()
