@@ -21,7 +21,8 @@ images = {arch: lookups.ami(s, arch) for arch in {s.postanalytics.arch, s.filter
 
 network = Network("network", s, plan)
 pki = Pki("pki", PkiArgs(f"wallarm-postanalytics {s.stack} CA", s.cert_validity_hours,
-                         s.cert_early_renewal_hours)) if s.tls else None
+                         s.cert_early_renewal_hours, generation=s.ca_generation,
+                         rotation=s.ca_rotation)) if s.tls else None
 ssh = SshKey("ssh", s.ssh_public_key, s.ssh_private_key)
 vpc_cidr = plan.vpc_cidr or s.vpc_cidr
 tls_target_port = TLS_TARGET_PORT if s.tls_certificate_arn else None
@@ -77,7 +78,7 @@ pulumi.export("loadBalancerDnsName", entry.dns_name)
 pulumi.export("postanalyticsPrivateIps", pulumi.Output.all(*[p.private_ip for p in postanalytics]))
 pulumi.export("filteringPrivateIps", pulumi.Output.all(*[f.private_ip for f in filtering]))
 pulumi.export("wstoreUpstream", upstream)
-pulumi.export("caCertificate", pki.ca_cert_pem if pki else None)
+pulumi.export("caCertificate", pki.trust_bundle_pem if pki else None)
 pulumi.export("dashboardUrl", monitoring.dashboard_url)
 nodes = [(n.name, n.private_ip) for n in [*postanalytics, *filtering]]
 if jump:

@@ -52,7 +52,7 @@ class FilteringNode(pulumi.ComponentResource):
         s, pki = self.args.settings, self.args.pki
         key = cert = ca = None
         if pki is not None:
-            ca = pki.ca_cert_pem
+            ca = pki.trust_bundle_pem
             if s.mutual_tls:
                 key, cert = pki.issue_leaf(f"{self.name}-client", "client", self.name,
                                            [self.private_ip], [self.instance.private_dns], parent=self)

@@ -1,7 +1,16 @@
 """Pki: the private CA that signs the wstore server certificates and the filtering nodes' client certificates.
 
-Creates: an ECDSA P-256 CA key (tls.PrivateKey) and a self-signed CA certificate (tls.SelfSignedCert).
-`issue_leaf` adds, under the component that owns the host: leaf key, CSR with the host's SANs, signed leaf.
+Creates: an ECDSA P-256 CA key (tls.PrivateKey) and a self-signed CA certificate (tls.SelfSignedCert), per CA
+generation the stack holds. `issue_leaf` adds, under the component that owns the host: leaf key, CSR with the host's
+SANs, leaf signed by the signing generation.
+
+A CA rotation (settings caGeneration G and caRotation) never leaves a host that trusts only one CA talking to a
+host whose certificate another CA signed, whatever order a rolling `pulumi up` configures the hosts in:
+  none     CAs {G}        leaves from G      every bundle [G]
+  prepare  CAs {G, G+1}   leaves from G      every bundle [G, G+1]   (only the bundles change)
+  switch   CAs {G, G+1}   leaves from G+1    every bundle [G, G+1]   (only the leaves change)
+  then caGeneration G+1, caRotation none: CA G leaves the bundles and is destroyed (only the bundles change).
+Each step changes one side only, and both its before and its after trust every leaf in place.
 """
 
 from __future__ import annotations
@@ -29,6 +38,24 @@ def ca_hours(leaf_validity: int, leaf_renewal: int) -> tuple[int, int]:
     """(validity, early renewal) of the CA, in hours, for leaves of this validity and renewal window."""
     return (max(leaf_validity * CA_LIFETIMES, CA_MIN_VALIDITY_HOURS),
             max(leaf_validity + leaf_renewal, CA_MIN_RENEWAL_HOURS))
+
+
+ROTATIONS = ("none", "prepare", "switch")
+"""The steps of a CA rotation (caRotation); the last step is caGeneration G+1 with caRotation none."""
+
+
+def generations(generation: int, rotation: str) -> tuple[list[int], int]:
+    """(the CA generations the stack holds, in bundle order, and the one that signs the leaves)."""
+    if rotation == "none":
+        return [generation], generation
+    return [generation, generation + 1], generation + (rotation == "switch")
+
+
+def ca_name(name: str, generation: int) -> str:
+    """Generation 1 keeps the names a stack had before rotations existed (pki-ca, pki-ca-key): no replacement."""
+    return f"{name}-ca" if generation == 1 else f"{name}-ca{generation}"
+
+
 LEAF_USES = {
     "server": ["digital_signature", "key_encipherment", "server_auth"],
     "client": ["digital_signature", "key_encipherment", "client_auth"],
@@ -48,33 +75,51 @@ class PkiArgs:
     """Validity of every leaf certificate."""
     early_renewal_hours: int
     """A plan this close to a leaf's end re-issues it."""
+    generation: int = 1
+    """The CA generation in use (caGeneration)."""
+    rotation: str = "none"
+    """The step of a CA rotation (caRotation): none, prepare or switch."""
 
 
 class Pki(pulumi.ComponentResource):
     ca_cert_pem: pulumi.Output[str]
-    """The CA certificate (public)."""
+    """The certificate of the CA that signs the leaves (public)."""
     ca_private_key_pem: pulumi.Output[str]
-    """The CA key (secret)."""
+    """The key of the CA that signs the leaves (secret)."""
+    trust_bundle_pem: pulumi.Output[str]
+    """Every CA certificate the hosts trust, concatenated (public): one CA, or two during a rotation."""
 
     def __init__(self, name: str, args: PkiArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("wallarm:index:Pki", name, None, opts)
         self.args = args
         child = pulumi.ResourceOptions(parent=self)
-        key = _key(f"{name}-ca-key", child)
-        ca_validity, ca_renewal = ca_hours(args.validity_hours, args.early_renewal_hours)
+        held, signing = generations(args.generation, args.rotation)
+        cas = {g: self._ca(ca_name(name, g), g, child) for g in held}
+        self.ca_cert_pem = cas[signing][1].cert_pem
+        self.ca_private_key_pem = pulumi.Output.secret(cas[signing][0].private_key_pem)
+        self.trust_bundle_pem = pulumi.Output.all(*[cas[g][1].cert_pem for g in held]).apply(
+            lambda pems: "".join(p if p.endswith("\n") else p + "\n" for p in pems))
+        self.register_outputs({"caCertPem": self.ca_cert_pem, "trustBundlePem": self.trust_bundle_pem})
+
+    def _ca(self, name: str, generation: int, child: pulumi.ResourceOptions
+            ) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
+        """One CA generation: its key and self-signed certificate. Generations differ in subject too: OpenSSL
+        looks an issuer up in a bundle by subject name."""
+        key = _key(f"{name}-key", child)
+        ca_validity, ca_renewal = ca_hours(self.args.validity_hours, self.args.early_renewal_hours)
+        suffix = "" if generation == 1 else f" (generation {generation})"
         ca = tls.SelfSignedCert(
-            f"{name}-ca",
+            name,
             private_key_pem=key.private_key_pem,
             is_ca_certificate=True,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=args.common_name, organization="wallarm-postanalytics"),
+            subject=tls.SelfSignedCertSubjectArgs(common_name=self.args.common_name + suffix,
+                                                  organization="wallarm-postanalytics"),
             validity_period_hours=ca_validity,
             early_renewal_hours=ca_renewal,
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
             opts=child,
         )
-        self.ca_cert_pem = ca.cert_pem
-        self.ca_private_key_pem = pulumi.Output.secret(key.private_key_pem)
-        self.register_outputs({"caCertPem": self.ca_cert_pem})
+        return key, ca
 
     def issue_leaf(
         self,

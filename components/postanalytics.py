@@ -52,7 +52,7 @@ class Postanalytics(pulumi.ComponentResource):
         if pki is not None:
             key, cert = pki.issue_leaf(f"{self.name}-server", "server", self.name,
                                        [self.private_ip], [self.private_dns], parent=self)
-            ca = pki.ca_cert_pem
+            ca = pki.trust_bundle_pem
         return pulumi.Output.all(self.private_ip, cert, key, ca).apply(
             lambda v: render.spec_json(render.postanalytics_spec(
                 self.name, v[0], s.slab_alloc_arena, s.wstore_port, s.wstore_tls_port, s.tls, s.mutual_tls,

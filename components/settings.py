@@ -26,11 +26,13 @@ from cryptography.hazmat.primitives import serialization
 from components import awsfacts
 
 from components import awsconfig
+from components.pki import ROTATIONS
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 CLOUDS = ("US", "EU", "ME")
 TOKEN_TYPES = ("api", "node")
+CA_ROTATIONS = ROTATIONS  # the steps of a CA rotation (components/pki.py)
 MODES = ("off", "monitoring", "safe_blocking", "block")
 OPERATING_SYSTEMS = ("debian-12", "ubuntu-24.04")
 NAT_STRATEGIES = ("single", "perAz")
@@ -120,6 +122,10 @@ class Settings:
     mutual_tls: bool
     cert_validity_hours: int
     cert_early_renewal_hours: int
+    ca_generation: int
+    """The CA generation that signs the leaves (caGeneration)."""
+    ca_rotation: str
+    """The step of a CA rotation (caRotation): none, prepare or switch."""
     filtering_count: int
     filtering: InstanceShape
     protected_upstream: str
@@ -640,6 +646,11 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         renewal = None
     else:
         renewal = e.take(_in_range, "certEarlyRenewalHours", renewal, 0, (validity or 25) - 1)
+    ca_generation = e.take(_in_range, "caGeneration", v("caGeneration"), 1, 9999)
+    ca_rotation = e.take(_one_of, "caRotation", v("caRotation"), CA_ROTATIONS)
+    if ca_rotation not in (None, "none") and not tls:
+        e.add(_fail("caRotation", ca_rotation, "a CA rotation needs tls true (with tls false there is no CA); "
+                                               "set caRotation none"))
 
     ssh_public = r.optional("sshPublicKey")
     ssh_private_raw = r.optional("sshPrivateKey")
@@ -748,6 +759,8 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         mutual_tls=mutual_tls,
         cert_validity_hours=validity,
         cert_early_renewal_hours=renewal,
+        ca_generation=ca_generation,
+        ca_rotation=ca_rotation,
         filtering_count=f_count,
         filtering=f_shape,
         protected_upstream=upstream,

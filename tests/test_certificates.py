@@ -104,3 +104,30 @@ def test_the_drift_check_runs_the_certificate_report():
     (step,) = [s for s in wf["jobs"]["drift"]["steps"] if "tools.certs" in s.get("run", "")]
     assert step["if"] == "always()" and "pulumi stack export" in step["run"] and "--show-secrets" not in step["run"]
     assert runs.index(step["run"]) == len(runs) - 1
+
+
+def test_the_drift_report_alarms_before_the_ca_would_be_swapped_at_once():
+    """Guards against a CA that enters its renewal window unnoticed: from then on any `pulumi up` replaces it in
+    one step (failed wstore writes between NGINX's and wstore's configure steps), so the report says when to rotate
+    it and fails ca-notice-days before that."""
+    mocks = program_run().mocks
+    validity, renewal = pki.ca_hours(720, 240)
+
+    def run(ca_shift: float) -> tuple[int, str]:
+        doc = _export(mocks)
+        for r in doc["deployment"]["resources"]:
+            if r["type"] == CA:
+                end = datetime.datetime.fromisoformat(r["outputs"]["validityEndTime"])
+                r["outputs"]["validityEndTime"] = (end + datetime.timedelta(hours=ca_shift)).isoformat()
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = certs.main(["--ca-notice-days", "30"], stdin=io.StringIO(json.dumps(doc)))
+        [line] = [x for x in buf.getvalue().splitlines() if x.startswith("pki-ca:")]
+        return code, line
+
+    code, line = run(0)
+    assert code == 0 and "ok; rotate it" in line and "Rotate the CA" in line, line
+    code, line = run(-(validity - renewal) + 10 * 24)  # its window opens in 10 days
+    assert code == 1 and "ALARM: rotate now" in line, line
+    code, line = run(-(validity - renewal) - 24)  # a day into it
+    assert code == 1 and "replaces this CA at once" in line, line

@@ -195,3 +195,29 @@ def test_a_new_instance_type_makes_new_machines():
     assert {new[n]["tags"]["Role"] for n in fresh} == {"filtering"} and len(fresh) == 2
     assert all(new[n]["instanceType"] == "c7g.large" for n in fresh)
     assert len({new[n]["ami"] for n in fresh} | {old[n]["ami"] for n in old if old[n]["tags"]["Role"] == "filtering"}) == 2
+
+
+def test_each_step_of_a_ca_rotation_changes_certificates_and_files_only():
+    """Guards against a CA rotation step that makes new machines, re-issues a leaf out of turn, or whose last step
+    (the old CA deleted) the preview calls "a new CA" instead of saying when it is safe."""
+    from tools import changes
+
+    steps = [{}, {"caRotation": "prepare"}, {"caRotation": "switch"}, {"caGeneration": 2, "caRotation": "none"}]
+    runs = [program_run(**s).mocks.resources for s in steps]
+    seen = []
+    for before, after in zip(runs, runs[1:]):
+        result = changes.compare(before, after)
+        seen.append(sorted((c.op, c.record.typ.rsplit(":", 1)[-1]) for c in result
+                           if c.record.typ.startswith("tls:")))
+        assert not [c.record.name for c in result if c.record.typ == changes.INSTANCE], "a machine changes"
+        configure = {c.host for c in result if c.record.name.endswith("-configure") and c.op == "update"}
+        assert configure == {"postanalytics-0", "filtering-0", "filtering-1"}, configure
+        harm = changes.hurts(result, before)
+        assert not [h for h in harm if "a new CA" in h], harm
+    assert seen == [
+        [("create", "PrivateKey"), ("create", "SelfSignedCert")],  # prepare: the new CA, no leaf
+        [("replace", "LocallySignedCert")] * 3,  # switch: every leaf, from the new CA
+        [("delete", "PrivateKey"), ("delete", "SelfSignedCert")],  # the old CA goes
+    ], seen
+    last = changes.hurts(changes.compare(runs[2], runs[3]), runs[2])
+    assert any(h.startswith("pki-ca: delete:") and "caRotation switch" in h for h in last), last

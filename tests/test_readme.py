@@ -26,7 +26,7 @@ DOCS = {path: path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / 
 PAGES = {path: text for path, text in DOCS.items() if path.parent == ROOT / "docs"}
 CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
 TESTING = (ROOT / "docs" / "testing.md").read_text()
-TOOLS = ("plan", "rehearse", "benchmark", "certs", "recover")
+TOOLS = ("plan", "rehearse", "benchmark", "certs", "rehearse_rotation", "recover")
 
 
 def _name(path: Path) -> str:

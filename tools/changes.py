@@ -275,8 +275,12 @@ def hurts(changes: list[Change], before: list[Recorded]) -> list[str]:
         if r.typ in STEPS and c.op != "create" and c.step == "configure" and c.host.startswith("postanalytics"):
             found.append(f"{c.host}: wstore's configuration runs again and restarts wstore if its files changed: "
                          "what it holds in memory is lost")
-        if r.typ == "tls:index/selfSignedCert:SelfSignedCert" and r.inputs.get("isCaCertificate") and c.op in (
-                "replace", "delete", "update or replace"):
+        if r.typ == "tls:index/selfSignedCert:SelfSignedCert" and r.inputs.get("isCaCertificate") and c.op == "delete":
+            # The last step of a CA rotation (components/pki.py); any other delete of the CA is tls false.
+            found.append(f"{r.name}: delete: this CA leaves every trust bundle, so a certificate it signed is refused "
+                         "from now on: only after the `caRotation switch` step's `pulumi up` succeeded")
+        elif r.typ == "tls:index/selfSignedCert:SelfSignedCert" and r.inputs.get("isCaCertificate") and c.op in (
+                "replace", "update or replace"):
             found.append(f"{r.name}: {c.op}: a new CA: every certificate is issued again, and whoever trusts the "
                          "caCertificate output must take the new one")
     return list(dict.fromkeys(found))
