@@ -99,6 +99,10 @@ def test_wstore_configured_after_every_nginx(program):
         deps = closure(server.configured)
         for node in program.namespace["filtering"]:
             assert f"{node.name}-configure" in deps, f"{server.name}-configure does not wait for {node.name}"
+        # Through one barrier: N direct links per wstore would cost the SDK N x M graph walks.
+        direct = program.mocks.named(f"{server.name}-configure").options["dependencies"]
+        assert program.mocks.named("filtering-configured").urn in direct
+        assert not [d for d in direct if d.endswith("-configure")], direct
 
 
 def test_health_checks_follow_every_configure_step(program):
