@@ -1,5 +1,7 @@
 """Wallarm filtering nodes and separate postanalytics servers on AWS. This file only wires components."""
 
+import gc
+
 import pulumi
 import pulumi_aws as aws
 
@@ -14,6 +16,12 @@ from components.network import Network, layout
 from components.pki import Pki, PkiArgs
 from components.postanalytics import Postanalytics
 from components.sshkey import SshKey
+
+# The SDK keeps every resource's Outputs and futures alive to the end, so with the default thresholds (a young
+# collection every 700 allocations) the cycle collector rescans an ever larger heap: 40% of the program's CPU time
+# at 200 nodes under the mocks, more at 500 (docs/testing.md, "The benchmark"). Rarer young collections keep
+# memory bounded and the time per node flat.
+gc.set_threshold(100_000, 50, 10)
 
 s = settings.load()  # raises, every wrong setting at once, before any resource is declared
 plan = layout(s)  # zones, subnets and placements; raises before any resource too

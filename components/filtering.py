@@ -28,6 +28,8 @@ class FilteringNode(pulumi.ComponentResource):
     """The configure step's stdin (secret: it carries the client key)."""
     booted: remote.Command
     """The wait-for-boot step."""
+    installed: Optional[remote.Command] = None
+    """The install step, once install() has declared it."""
     configured: Optional[remote.Command] = None
     """The configure step, once install() has declared it."""
     health: Optional[remote.Command] = None
@@ -61,13 +63,13 @@ class FilteringNode(pulumi.ComponentResource):
                 self.name, v[0], s.tls, s.mutual_tls, ca_cert=v[1], client_cert=v[2], client_key=v[3],
                 upstream_ca=s.protected_upstream_ca, protected_upstream=s.protected_upstream)))
 
-    def install(self, after: Sequence[pulumi.Resource]) -> remote.Command:
-        """install (after boot and `after`) -> configure."""
+    def install(self, configure_after: Sequence[pulumi.Resource]) -> remote.Command:
+        """install (after boot) -> configure (after the install and `configure_after`)."""
         s = self.args.settings
-        installed = self.steps.install(
+        self.installed = self.steps.install(
             install_command(s, "filtering", s.filtering_version, s.filtering.arch, with_nginx=True), s.wallarm_token,
-            [self.booted, *after])
-        self.configured = self.steps.configure(self.spec, [installed])
+            [self.booted])
+        self.configured = self.steps.configure(self.spec, [self.installed, *configure_after])
         return self.configured
 
     def check_health(self, after: Sequence[pulumi.Resource], fingerprint: pulumi.Input[str]) -> remote.Command:

@@ -1,16 +1,27 @@
 """The order between the fleets and the load balancer: the one place that says who waits for whom, and why.
 
-1. Both fleets boot in parallel.
-2. Every filtering node installs after every postanalytics server installed: Wallarm upgrades postanalytics
-   before the filtering nodes, and with both versions changed in one `pulumi up` (a new wallarmVersion) the new
-   filtering nodes are installed only once the new wstore servers are (a filtering version newer than the
-   postanalytics one is refused in the settings).
+One host's chain is sshd -> upload -> wait (boot) -> install -> configure -> health -> registration; the fleets
+meet only at three barriers (local commands that run nothing), so the critical path of a first deploy is one
+host's chain plus the waits at those barriers.
+
+1. Both fleets boot and install in parallel: a filtering node's install does not wait for wstore.
+2. A filtering node is configured (its NGINX pointed at the wstore servers it lists, every one of them) only once
+   every postanalytics server is installed: it waits for the barrier `postanalytics-installed`. Nothing serves
+   before its configure step: the load balancer registers a node only after its health check (5.), and before
+   the configure step NGINX points at no wstore of ours. This also keeps wstore never older than the filtering
+   nodes it serves: the settings refuse a filteringVersion newer than postanalyticsVersion, a new version is a
+   new machine (the generation in components/host.py), and a node's configure step, which is where it starts
+   serving a wstore, waits for that wstore's install. With a new wallarmVersion both fleets get new machines;
+   the new filtering nodes install beside the new wstore servers, are configured only after those installed,
+   and the old filtering nodes keep serving the old wstore servers until Pulumi deletes both at the end.
 3. Every filtering node is configured, then every postanalytics server: with mutual TLS, wstore asks for client
-   certificates only once every NGINX has one (Wallarm's order for switching to mTLS).
+   certificates only once every NGINX has one (Wallarm's order for switching to mTLS). Each wstore's configure
+   step waits for the barrier `filtering-configured`, which waits for every filtering node's.
 4. Each filtering node's health check runs after every configure step, and again whenever its own or any wstore's
-   configuration changes. It waits for one barrier, `postanalytics-configured` (a local command that runs
-   nothing), that waits for every wstore: the SDK walks the whole graph behind every dependency it is given to
-   rule out cycles, so M direct links per node would cost N x M walks of N nodes each.
+   configuration changes. It waits for one barrier, `postanalytics-configured`, that waits for every wstore.
+   Why barriers: the SDK walks the whole graph behind every dependency it is given to rule out cycles
+   (pulumi/runtime/resource_cycle_breaker.py, `declare_dependency`), so M direct links per node would cost
+   N x M walks; through a barrier, N + M.
 5. Only a checked node is registered in the load balancer, and its in-service wait follows. A replaced node is
    healthy in the target group before Pulumi, at the end of the update, deletes what it replaces.
 """
@@ -30,11 +41,14 @@ from components.postanalytics import Postanalytics
 
 def wire(postanalytics: Sequence[Postanalytics], filtering: Sequence[FilteringNode],
          entry: Optional[EntryPoint]) -> None:
-    installed = [p.installed for p in postanalytics]
+    installed = local.Command("postanalytics-installed", add_previous_output_in_env=False,
+                              opts=pulumi.ResourceOptions(depends_on=[p.installed for p in postanalytics]))
     for f in filtering:
-        f.install(after=installed)
+        f.install(configure_after=[installed])
+    configured = local.Command("filtering-configured", add_previous_output_in_env=False,
+                               opts=pulumi.ResourceOptions(depends_on=[f.configured for f in filtering]))
     for p in postanalytics:
-        p.configure(after=[f.configured for f in filtering])
+        p.configure(after=[configured])
     wstore_specs = pulumi.Output.all(*[p.spec for p in postanalytics])
     barrier = local.Command("postanalytics-configured", add_previous_output_in_env=False,
                             opts=pulumi.ResourceOptions(depends_on=[p.configured for p in postanalytics]))

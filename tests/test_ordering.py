@@ -1,7 +1,8 @@
 """The order of the steps, read from the dependency graph the Pulumi SDK itself declared (components/rollout.py
-says why): both fleets boot in parallel; postanalytics installs before any filtering node does; wstore asks for
-client certificates only after every NGINX has one; each health check runs after every node is configured; a node
-is registered in the load balancer only once it is checked, and its in-service wait follows."""
+says why): both fleets boot and install in parallel; a filtering node is configured only after every wstore it
+lists is installed; wstore asks for client certificates only after every NGINX has one; each health check runs
+after every node is configured; a node is registered in the load balancer only once it is checked, and its
+in-service wait follows."""
 
 from __future__ import annotations
 
@@ -35,14 +36,61 @@ def test_fleets_boot_in_parallel(program):
             f"{node.name}-wait waits for another node"
 
 
-def test_postanalytics_installs_before_any_filtering_node(program):
-    """Guards against filtering nodes of a new version installed before wstore (Wallarm upgrades postanalytics first)."""
-    installs = {f"{p.name}-install" for p in program.namespace["postanalytics"]}
+def private_ip(program, name: str) -> str:
+    return next(r for r in program.mocks.of_type("aws:ec2/instance:Instance")
+                if r.inputs["tags"]["Node"] == name).outputs["privateIp"]
+
+
+def test_a_filtering_node_installs_beside_the_postanalytics_installs(program):
+    """Guards against the long first deploy: a filtering node's install waits for its own boot only, not for any
+    wstore, nor another filtering node."""
     for node in program.namespace["filtering"]:
-        missing = installs - closure(node.configured)
-        assert not missing, f"{node.name} installs before {sorted(missing)}"
+        deps = closure(node.installed)
+        assert f"{node.name}-wait" in deps
+        others = [d for d in deps if d.startswith(("postanalytics-", "filtering-")) and not d.startswith(node.name)]
+        assert not others, f"{node.name}-install waits for {sorted(others)}"
     for server in program.namespace["postanalytics"]:
         assert not [d for d in closure(server.installed) if d.startswith("filtering-")], server.name
+
+
+def test_no_nginx_points_at_a_wstore_before_it_is_installed(program):
+    """Guards against a filtering node configured (its NGINX sending to wstore) before a wstore server it lists is
+    installed: every server in its configure step's spec has its install behind that step, through the one
+    barrier `postanalytics-installed` (a direct link per server would cost the SDK a graph walk each)."""
+    servers = {p.name: private_ip(program, p.name) for p in program.namespace["postanalytics"]}
+    barrier = program.mocks.named("postanalytics-installed")
+    assert {program.mocks.named(f"{p}-install").urn for p in servers} == set(barrier.options["dependencies"])
+    for node in program.namespace["filtering"]:
+        spec = program.mocks.named(f"{node.name}-configure").inputs["stdin"]
+        listed = [p for p, ip in servers.items() if ip in spec]
+        assert listed == list(servers), f"{node.name} lists {listed}: the test cannot see its upstream"
+        missing = {f"{p}-install" for p in listed} - closure(node.configured)
+        assert not missing, f"{node.name}-configure runs before {sorted(missing)}"
+        configure = program.mocks.named(f"{node.name}-configure")
+        assert barrier.urn in configure.options["dependencies"]
+        assert not [d for d in configure.options["dependencies"] if d.endswith("-install") and "postanalytics-" in d]
+
+
+@pytest.mark.parametrize("versions", [{"wallarmVersion": "6.13.0"},
+                                      {"postanalyticsVersion": "6.13.0", "filteringVersion": "6.12.1"}])
+def test_wstore_is_never_older_than_the_nginx_it_serves(program, versions):
+    """Guards against a filtering node served by an older wstore on an upgrade: a new version is a new machine
+    (its name carries the generation), and the new filtering node's configure step waits for the install of every
+    wstore server, each of a version not older than its own (the settings refuse the reverse)."""
+    run = program_run(postanalyticsCount=2, filteringCount=3, **versions)
+    before = {r.name for r in program.mocks.of_type("aws:ec2/instance:Instance")}
+    installs = {}
+    for r in run.mocks.of_type("command:remote:Command"):
+        if r.name.endswith("-install"):
+            words = r.inputs["create"].split()
+            installs[r.name.removesuffix("-install")] = tuple(map(int, words[words.index("--version") + 1].split(".")))
+    for server in run.namespace["postanalytics"]:
+        assert server.instance._name not in before, f"{server.name} keeps its machine across a new version"
+    for node in run.namespace["filtering"]:
+        deps = closure(node.configured)
+        for server in run.namespace["postanalytics"]:
+            assert f"{server.name}-install" in deps
+            assert installs[server.name] >= installs[node.name], (server.name, node.name)
 
 
 def test_wstore_configured_after_every_nginx(program):
@@ -51,6 +99,10 @@ def test_wstore_configured_after_every_nginx(program):
         deps = closure(server.configured)
         for node in program.namespace["filtering"]:
             assert f"{node.name}-configure" in deps, f"{server.name}-configure does not wait for {node.name}"
+        # Through one barrier: N direct links per wstore would cost the SDK N x M graph walks.
+        direct = program.mocks.named(f"{server.name}-configure").options["dependencies"]
+        assert program.mocks.named("filtering-configured").urn in direct
+        assert not [d for d in direct if d.endswith("-configure")], direct
 
 
 def test_health_checks_follow_every_configure_step(program):
