@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import pulumi
 from pulumi_command import remote
 
-from components import render
+from components import render, versions
 from components.host import HostSteps, NodeArgs, create_instance, host_name, install_command, script_command
 
 SCRIPTS = ("wait-for-boot.sh", "set-hostname.sh", "cloudwatch_agent.py", "install-wallarm.sh", "apply_spec.py",
@@ -75,7 +75,10 @@ class FilteringNode(pulumi.ComponentResource):
     def check_health(self, after: Sequence[pulumi.Resource], fingerprint: pulumi.Input[str]) -> remote.Command:
         """Test attack counted and no new wstore write error; runs again whenever `fingerprint` changes."""
         # With wallarm_mode off nothing is analysed: the check then judges the link to wstore only.
-        create = script_command("health-check.sh", "--node", self.name, "--wallarm-mode", self.args.settings.wallarm_mode)
+        # 7.x: also wd's readiness endpoint (components/versions.py); 6.x has none, and its command stays as it was.
+        ready = versions.major(self.args.settings.filtering_version).ready_url
+        create = script_command("health-check.sh", "--node", self.name, "--wallarm-mode", self.args.settings.wallarm_mode,
+                                *(("--ready-url", ready) if ready else ()))
         self.health = self.steps.command("health", "health-check.sh", create, [self.configured, *after],
                                          triggers=[fingerprint])
         return self.health

@@ -83,10 +83,12 @@ def install_agents(stack: str, region: str, nodes: Sequence[Any], access: AgentA
     """The agent step on every node (Postanalytics or FilteringNode, once configured)."""
     for node in nodes:
         role = "filtering" if node.name.startswith("filtering") else "postanalytics"
+        s = node.args.settings
         bundle = telemetry.agent_bundle(stack, role, host_name(stack, node.name), region,
-                                        telemetry.agent_package_url(region, node.args.settings.filtering.arch
+                                        telemetry.agent_package_url(region, s.filtering.arch
                                                                     if role == "filtering"
-                                                                    else node.args.settings.postanalytics.arch))
+                                                                    else s.postanalytics.arch),
+                                        s.filtering_version if role == "filtering" else s.postanalytics_version)
         node.agent = node.steps.agent(bundle, [node.configured, *access.log_groups])
 
 

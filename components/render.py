@@ -11,6 +11,8 @@ import json
 from typing import Any, Optional, Sequence
 from urllib.parse import urlsplit
 
+from components import versions
+
 # Where things live on the hosts (Wallarm 6.x all-in-one layout).
 ENV_LIST = "/opt/wallarm/env.list"
 WSTORE_YAML = "/opt/wallarm/wstore/wstore.yaml"
@@ -31,9 +33,10 @@ MANAGED = "# Managed by Pulumi (wallarm-postanalytics): local changes are overwr
 
 
 def installer_url(version: str, arch: str) -> str:
-    """The all-in-one installer for a version X.Y.Z and an architecture (x86_64 or aarch64)."""
+    """The all-in-one installer for a version X.Y.Z and an architecture (x86_64 or aarch64), from the version's
+    major in components/versions.py."""
     major_minor = ".".join(version.split(".")[:2])
-    return f"https://meganode.wallarm.com/{major_minor}/wallarm-{version}.{arch}-glibc.sh"
+    return versions.major(version).installer.format(major_minor=major_minor, version=version, arch=arch)
 
 
 def wstore_settings(private_ip: str, port: int, tls_port: int, tls: bool, mutual_tls: bool) -> dict[str, Any]:

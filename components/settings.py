@@ -28,6 +28,8 @@ from components import awsfacts
 from components import awsconfig
 from components.pki import ROTATIONS
 
+from components import versions
+
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 CLOUDS = ("US", "EU", "ME")
@@ -363,9 +365,11 @@ def _cidrs(key: str, values: list[str], *, widest: int, at_least_one: bool,
 
 def _version(key: str, value: str, tls: bool) -> tuple[int, ...]:
     match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", value)
-    if not match or int(match.group(1)) != 6:
-        raise _fail(key, value, "it must be an X.Y.Z version of the 6.x all-in-one installer, such as 6.12.1")
-    parts = tuple(int(p) for p in match.groups())
+    parts = tuple(int(p) for p in match.groups()) if match else ()
+    if not match or parts[0] not in versions.MAJORS or parts < versions.MINIMUM:
+        raise _fail(key, value, "it must be an X.Y.Z version of Wallarm's all-in-one installer, 6.2.0 or later "
+                                f"in 6.x, or {' or '.join(f'{m}.x' for m in sorted(versions.MAJORS) if m > 6)}, "
+                                "such as 6.12.1 or 7.1.0")
     if tls and parts < TLS_MIN_VERSION:
         raise _fail(key, value, "TLS to wstore needs 6.2.0 or later; raise the version or set tls to false")
     return parts

@@ -26,17 +26,17 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
+from components import versions
+
 NAMESPACE = "Wallarm"
 AGENT_DIR = "/opt/aws/amazon-cloudwatch-agent/etc"
 AGENT_CONFIG = f"{AGENT_DIR}/wallarm-agent.json"
 PROMETHEUS_CONFIG = f"{AGENT_DIR}/wallarm-prometheus.yaml"
 SCRAPE_SECONDS = 60
-# Wallarm 6.x, all on loopback as Wallarm advises (wallarm-facts.md, runtime-behaviour.md). wstore binds IPv4 only
-# since 6.6.0: 127.0.0.1, not "localhost" (which may resolve to ::1 first).
-STATUS_TARGET = ("wallarm-status", "127.0.0.8:80", "/wallarm-status", {"format": ["prometheus"]})
-WSTORE_TARGET = ("wallarm-wstore", "127.0.0.1:9001", "/metrics", {})
-WCLI_TARGET = ("wallarm-wcli", "127.0.0.1:9003", "/metrics", {})
-TARGETS = {"filtering": (STATUS_TARGET, WCLI_TARGET), "postanalytics": (WSTORE_TARGET, WCLI_TARGET)}
+DEFAULT_VERSION = "6.12.1"
+# The endpoints per Wallarm major are in components/versions.py, all on loopback as Wallarm advises
+# (wallarm-facts.md, runtime-behaviour.md). 6.x: the status service, wstore and wcli each (wstore binds IPv4 only
+# since 6.6.0: 127.0.0.1, not "localhost"); 7.x: wd's one aggregated endpoint, kept to wallarm_.* series.
 # Per-node series (dimension Node): only what an alarm or a per-node graph needs. Counters exported as gauges must
 # be per node anyway: a sum of cumulative counters across nodes says nothing once one of them restarts.
 STATUS_METRICS = ("wallarm_requests", "wallarm_attacks", "wallarm_tnt_errors", "wallarm_requests_lost",
@@ -62,16 +62,19 @@ def metrics_log_group(stack: str) -> str:
     return f"/wallarm/{stack}/metrics"
 
 
-def prometheus_config(stack: str, role: str, node: str) -> str:
-    """The scrape configuration: the node's own loopback endpoints, labelled with stack, fleet and node."""
+def prometheus_config(stack: str, role: str, node: str, version: str = DEFAULT_VERSION) -> str:
+    """The scrape configuration: the node's own loopback endpoints for its Wallarm version, labelled with stack,
+    fleet and node."""
     jobs = []
-    for job, address, path, params in TARGETS[role]:
+    for job, address, path, params, keep in versions.major(version).targets[role]:
         entry: dict[str, Any] = {"job_name": job, "metrics_path": path, "scrape_interval": f"{SCRAPE_SECONDS}s",
                                  "scrape_timeout": "10s",
                                  "static_configs": [{"targets": [address],
                                                      "labels": {"Stack": stack, "Fleet": role, "Node": node}}]}
         if params:
             entry["params"] = params
+        if keep:
+            entry["metric_relabel_configs"] = [{"source_labels": ["__name__"], "regex": keep, "action": "keep"}]
         jobs.append(entry)
     return yaml.safe_dump({"global": {"scrape_interval": f"{SCRAPE_SECONDS}s"}, "scrape_configs": jobs},
                           sort_keys=False)
@@ -90,15 +93,19 @@ def scrape_targets(prometheus_yaml: str) -> list[tuple[str, str]]:
     return found
 
 
-def agent_config(stack: str, role: str, region: str) -> str:
-    """The CloudWatch agent's configuration for a node of one fleet (deterministic JSON text)."""
+def agent_config(stack: str, role: str, region: str, version: str = DEFAULT_VERSION) -> str:
+    """The CloudWatch agent's configuration for a node of one fleet and Wallarm version (deterministic JSON)."""
     fleet = {"Stack": stack, "Fleet": role}
+    major = versions.major(version)
+    # 7.x: both groups come through wd's one job; each fleet declares only its own there, as its endpoint carries
+    # only its own (a filtering node has no wstore).
+    shared = major.status_job == major.wstore_job
     declarations = [
-        {"source_labels": ["job"], "label_matcher": f"^{STATUS_TARGET[0]}$",
-         "dimensions": [["Stack", "Fleet", "Node"]], "metric_selectors": [f"^{m}$" for m in STATUS_METRICS]},
-        {"source_labels": ["job"], "label_matcher": f"^{WSTORE_TARGET[0]}$",
-         "dimensions": [["Stack", "Fleet", "Node"]], "metric_selectors": [f"^{m}$" for m in WSTORE_METRICS]},
-    ]
+        {"source_labels": ["job"], "label_matcher": f"^{job}$",
+         "dimensions": [["Stack", "Fleet", "Node"]], "metric_selectors": [f"^{m}$" for m in metrics]}
+        for job, metrics, fleet in ((major.status_job, STATUS_METRICS, "filtering"),
+                                    (major.wstore_job, WSTORE_METRICS, "postanalytics"))
+        if not shared or fleet == role]
     config = {
         # root: NGINX's logs are root:adm 0640 and Wallarm's log owner is not documented.
         "agent": {"metrics_collection_interval": SCRAPE_SECONDS, "region": region, "omit_hostname": True,
@@ -132,11 +139,13 @@ def agent_config(stack: str, role: str, region: str) -> str:
     return json.dumps(config, sort_keys=True, indent=1) + "\n"
 
 
-def agent_bundle(stack: str, role: str, node: str, region: str, package_url: str) -> str:
+def agent_bundle(stack: str, role: str, node: str, region: str, package_url: str,
+                 version: str = DEFAULT_VERSION) -> str:
     """The agent step's stdin: the package to install and the two files to put in place."""
     return json.dumps({"package_url": package_url,
-                       "files": {AGENT_CONFIG: agent_config(stack, role, region),
-                                 PROMETHEUS_CONFIG: prometheus_config(stack, role, node)}}, sort_keys=True) + "\n"
+                       "files": {AGENT_CONFIG: agent_config(stack, role, region, version),
+                                 PROMETHEUS_CONFIG: prometheus_config(stack, role, node, version)}},
+                      sort_keys=True) + "\n"
 
 
 def agent_package_url(region: str, arch: str) -> str:

@@ -5,8 +5,11 @@
 # this check (an earlier configuration) do not fail it; a status that never saw the attack is not healthy.
 # With --wallarm-mode off, Wallarm analyses nothing, so only "the status answers and tnt_errors does not grow" is
 # checked, and the output says so.
-# Every failure is one line naming the node: status endpoint down, not JSON, a field missing, errors growing,
-# the attack not counted. Runs as the SSH user; no secrets.
+# With --ready-url (Wallarm 7.x: wd's http://127.0.0.1:9446/ready, 200 once initialised, 503 while starting,
+# degraded or failed; docs/latest/admin-en/nginx-node-metrics.md) the node must first be ready. The status URL is
+# the same in 6.x and 7.x (components/versions.py).
+# Every failure is one line naming the node: not ready, status endpoint down, not JSON, a field missing, errors
+# growing, the attack not counted. Runs as the SSH user; no secrets.
 # Tested on Debian 12 and Ubuntu 24.04, and in a sandbox (stub curl modelling the counters).
 set -euo pipefail
 
@@ -46,7 +49,7 @@ log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "$SCRIPT_NAME" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 usage() {
-  echo "Usage: $SCRIPT_NAME --node NAME [--wallarm-mode off|monitoring|safe_blocking|block] [--attempts N] [--interval SECONDS]" >&2
+  echo "Usage: $SCRIPT_NAME --node NAME [--wallarm-mode off|monitoring|safe_blocking|block] [--ready-url URL] [--attempts N] [--interval SECONDS]" >&2
 }
 
 cleanup() { [[ -z $WORK ]] || rm -rf "$WORK"; }
@@ -66,17 +69,33 @@ read_status() {
   fi
 }
 
+# Prints nothing when the readiness endpoint answers 200; otherwise prints why (one line) and returns 1.
+read_ready() {
+  local rc=0 code why
+  code=$(curl --silent --show-error --max-time 5 -o /dev/null -w '%{http_code}' "$1" 2>"$WORK/curl.err") || rc=$?
+  [[ $rc -eq 0 && $code == 200 ]] && return 0
+  if ((rc != 0)); then
+    why=$(tail -n 1 "$WORK/curl.err" | tr -cd '[:print:]' | cut -c1-160)
+    printf 'the readiness endpoint %s is down (curl exit %s%s)' "$1" "$rc" "${why:+: $why}"
+  else
+    printf 'the readiness endpoint %s answered HTTP %s, not 200: wd says the node is starting, degraded or failed' \
+      "$1" "$(tr -cd '0-9' <<<"$code" | cut -c1-3)"
+  fi
+  return 1
+}
+
 send_attack() {
   curl --silent --output /dev/null --max-time 10 "$ATTACK_URL" || log "the test attack $ATTACK_URL got no answer"
 }
 
 main() {
-  local node="" mode="" attempts=20 interval=3 n line why=""
+  local node="" mode="" ready="" attempts=20 interval=3 n line why=""
   local requests0 attacks0 errors0 requests attacks errors counted=false
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --node) node=${2:?}; shift 2 ;;
       --wallarm-mode) mode=${2:?}; shift 2 ;;
+      --ready-url) ready=${2:?}; shift 2 ;;
       --attempts) attempts=${2:?}; shift 2 ;;
       --interval) interval=${2:?}; shift 2 ;;
       -h|--help) usage; exit 0 ;;
@@ -89,6 +108,19 @@ main() {
   local -r unhealthy="filtering node $node is unhealthy"
   WORK=$(mktemp -d)
   trap cleanup EXIT
+
+  [[ -z $ready || $ready =~ ^http://(127\.[0-9.]+|localhost)(:[0-9]+)?/[^[:space:]]*$ ]] ||
+    die "--ready-url must be an http:// URL on loopback, got '$ready'"
+
+  if [[ -n $ready ]]; then
+    for ((n = 1; n <= attempts; n++)); do
+      line=$(read_ready "$ready") && break
+      why=$line
+      ((n < attempts)) && sleep "$interval"
+    done
+    ((n <= attempts)) || die "$unhealthy: $why (after $attempts tries)"
+    log "$node: ready ($ready answered 200)"
+  fi
 
   # Before: the status may need a moment after a reload.
   for ((n = 1; n <= attempts; n++)); do

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs one part of a Wallarm 6.x node (postanalytics or filtering) with the all-in-one installer, in batch
+# Installs one part of a Wallarm 6.x or 7.x node (postanalytics or filtering) with the all-in-one installer, in batch
 # mode, once per version. With --with-nginx, first installs the distribution's NGINX (filtering nodes need it).
 #
 # Before the download runs as root it must be a makeself archive (a #!/bin/sh header written by Makeself, at least

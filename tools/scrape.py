@@ -10,6 +10,8 @@ address; its port is shifted by PORT_SHIFT, so that an ordinary user may bind it
 come from the rendered configuration: a wrong one finds no stand-in and fails, and so does a metric the agent's
 EMF declarations select that the endpoint does not serve (the agent would publish nothing under that name).
 The filtering status reports the counters the health check's test attack left (tools/sandbox/bin/curl's state).
+Wallarm 7.x adds wd's aggregated endpoint at 127.0.0.1:9445/metrics on every node (the groups above, plus go_* and
+process_* series of its own; docs/latest/admin-en/nginx-node-metrics.md): a 7.x configuration scrapes that.
 """
 
 from __future__ import annotations
@@ -104,9 +106,13 @@ def start(role: str, address: str, state: Path) -> StandIn:
         return _status(counters, query.get("format") == ["prometheus"])
 
     text = lambda body: lambda query: ("text/plain; version=0.0.4", body)  # noqa: E731
+    own = "# TYPE go_goroutines gauge\ngo_goroutines 12\n"
     if role == "filtering":
-        return StandIn(address, {80: {"/wallarm-status": status}, 9003: {"/metrics": text(WCLI)}})
-    return StandIn(address, {9001: {"/metrics": text(WSTORE)}, 9003: {"/metrics": text(WCLI)}})
+        wd = lambda query: ("text/plain; version=0.0.4", status({"format": ["prometheus"]})[1] + WCLI + own)  # noqa: E731
+        return StandIn(address, {80: {"/wallarm-status": status}, 9003: {"/metrics": text(WCLI)},
+                                 9445: {"/metrics": wd}})
+    return StandIn(address, {9001: {"/metrics": text(WSTORE)}, 9003: {"/metrics": text(WCLI)},
+                             9445: {"/metrics": text(WSTORE + WCLI + own)}})
 
 
 def names(exposition: str) -> dict[str, str]:
