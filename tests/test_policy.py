@@ -115,15 +115,21 @@ def jump_stack(name: str = "jumphost-0", group_role: str = "jumphost", ingress: 
     return [group, node, *rules_]
 
 
-def eip_stack(role: str, typ: str = "aws:ec2/eip:Eip", key: str = "instance") -> list[dict]:
+def role_host(role: str) -> tuple[list[dict], dict, str]:
+    """(the resources, the instance, its URN) of one `role` host: the whole jump host stack, or a bare node."""
     if role == "jumphost":
-        nodes = jump_stack()
-        target = nodes[1]
+        resources = jump_stack()
+        host = resources[1]
     else:
-        target = {"typ": INSTANCE, "name": f"{role}-0", "props": instance(role=role)}
-        nodes = [target]
+        host = {"typ": INSTANCE, "name": f"{role}-0", "props": instance(role=role)}
+        resources = [host]
+    return resources, host, host.get("urn") or _urn(INSTANCE, host["name"])
+
+
+def eip_stack(role: str, typ: str = "aws:ec2/eip:Eip", key: str = "instance") -> list[dict]:
+    nodes, _, target_urn = role_host(role)
     eip = {"typ": typ, "name": f"{role}-0-eip", "props": {key: "i-0123", "domain": "vpc"},
-           "property_deps": {key: [target.get("urn") or _urn(INSTANCE, target["name"])]}}
+           "property_deps": {key: [target_urn]}}
     return [*nodes, eip]
 
 

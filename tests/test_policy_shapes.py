@@ -79,7 +79,7 @@ import pulumi.runtime.config  # noqa: E402
 from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, UNKNOWN_STRING_VALUE  # noqa: E402
 
 from tests.test_policy import (GROUP, INSTANCE, LEGACY, SG_RULE, _urn, analyze_stack, instance, jump_stack,  # noqa: E402
-                               legacy, rule, rules)
+                               legacy, role_host, rule, rules)
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 ENI = "aws:ec2/networkInterface:NetworkInterface"
@@ -114,13 +114,7 @@ def slash16s(count: int, first: int = 10) -> list[str]:
 
 def eni_stack(role: str, how: str) -> list[dict]:
     """An Elastic IP on a network interface that is attached to a `role` instance in one of pulumi-aws's ways."""
-    if role == "jumphost":
-        res = jump_stack()
-        host = res[1]
-    else:
-        host = {"typ": INSTANCE, "name": f"{role}-0", "props": instance(role=role)}
-        res = [host]
-    host_urn = host.get("urn") or _urn(INSTANCE, host["name"])
+    res, host, host_urn = role_host(role)
     eni = {"typ": ENI, "name": f"{role}-eni", "props": {"subnetId": "subnet-1"}}
     if how == "inline":
         eni["props"]["attachments"] = [{"instance": "i-0123", "deviceIndex": 1}]
