@@ -30,7 +30,7 @@ from components.pki import ROTATIONS
 
 from components import versions
 
-PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+PROJECT_FILE = Path(__file__).resolve().parents[2] / "Pulumi.yaml"
 
 CLOUDS = ("US", "EU", "ME")
 TOKEN_TYPES = ("api", "node")
