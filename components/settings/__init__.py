@@ -31,7 +31,8 @@ from components.settings.model import Errors
 from components.settings.quotas import firewall_args
 from components.settings.reader import Reader
 from components.settings.upstream import internal_reason, literal_address
-from components.settings.validate import from_values, validate
+from components.settings import validate
+from components.settings.validate import from_values
 
 __all__ = [
     "ARCHES", "CA_ROTATIONS", "CLOUDS", "EIP_QUOTA", "LOG_RETENTIONS", "MAX_FILTERING", "MAX_POSTANALYTICS", "MODES",
@@ -52,6 +53,6 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     e = Errors()
     r = Reader(project, declared_keys(), config, e)
     values, given = r.typed(e)
-    return validate(values, given, e, project=project, stack=pulumi.get_stack(),
-                    region=config.get("aws:region") or "", wallarm_token=r.raw.get("wallarmToken") or None,
-                    ssh_private_key=r.raw.get("sshPrivateKey") or None, lookup=lookup, aws_config=config)
+    return validate.validate(values, given, e, project=project, stack=pulumi.get_stack(),
+                             region=config.get("aws:region") or "", wallarm_token=r.raw.get("wallarmToken") or None,
+                             ssh_private_key=r.raw.get("sshPrivateKey") or None, lookup=lookup, aws_config=config)

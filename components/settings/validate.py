@@ -81,15 +81,7 @@ def validate(values: dict[str, Any], given: set[str], e: Errors, *, project: str
         if secret is not None and not (isinstance(secret, str) and secret == ""):
             values[key] = secret
             given.add(key)
-    c = rules.apply(values, frozenset(given), e, declared_keys())
-    c["aws:region"] = region
-    if "mutualTls" not in c.given:  # mutualTls defaults to tls: only a true one the user set contradicts tls false
-        c["mutualTls"] = c["tls"]
-    for key in VERSIONS[1:]:  # an unset fleet version is wallarmVersion's (its error, wallarmVersion's one line)
-        if key not in c.given:
-            c[key] = c["wallarmVersion"]
-    for key in INSTANCE_TYPES:
-        c[key] = e.take(shape, key, c[key], lookup)
+    c = resolve(rules.apply(values, frozenset(given), e, declared_keys()), region, lookup, e)
     for check in CROSS_CHECKS:
         for error in check(c):
             e.add(error)
@@ -106,6 +98,20 @@ def validate(values: dict[str, Any], given: set[str], e: Errors, *, project: str
     if errors:
         raise SettingsError("\n".join(errors))
     return settings
+
+
+def resolve(c: rules.Checked, region: str, lookup: ShapeLookup, e: Errors) -> rules.Checked:
+    """The checked values as the cross-key checks read them: the region under aws:region, the values that default
+    to another key's, and each instance type as AWS describes it (an InstanceShape, None when refused)."""
+    c["aws:region"] = region
+    if "mutualTls" not in c.given:  # mutualTls defaults to tls: only a true one the user set contradicts tls false
+        c["mutualTls"] = c["tls"]
+    for key in VERSIONS[1:]:  # an unset fleet version is wallarmVersion's (its error, wallarmVersion's one line)
+        if key not in c.given:
+            c[key] = c["wallarmVersion"]
+    for key in INSTANCE_TYPES:
+        c[key] = e.take(shape, key, c[key], lookup)
+    return c
 
 
 def shape(key: str, instance_type: str, lookup: ShapeLookup) -> InstanceShape:
