@@ -25,9 +25,8 @@ from components.lookups import LookupFailed, ShapeLookup, aws_instance_shape
 from components.settings.model import (ARCHES, CA_ROTATIONS, CLOUDS, EIP_QUOTA, LOG_RETENTIONS, MAX_FILTERING,
                                        MAX_POSTANALYTICS, MODES, NAT_STRATEGIES, NLB_TARGETS_QUOTA, OPERATING_SYSTEMS,
                                        OTHER_NAMESPACES, PROJECT_FILE, RESERVED_PORTS, RULES_QUOTA, SECRET_KEYS,
-                                       TOKEN_TYPES, InstanceShape, MonitoringSettings, Settings, SettingsError,
-                                       declared_keys)
-from components.settings.model import Errors
+                                       TOKEN_TYPES, Errors, InstanceShape, MonitoringSettings, Settings,
+                                       SettingsError, declared_keys)
 from components.settings.quotas import firewall_args
 from components.settings.reader import Reader
 from components.settings.upstream import internal_reason, literal_address
