@@ -91,7 +91,8 @@ class MonitoringSettings:
     alarm_emails: tuple[str, ...]
     """Empty: no SNS topic."""
     thresholds: dict[str, float]
-    """period, errors, unhealthy, timeframe, memory, disk, certificate_days (see Pulumi.yaml's alarm* keys)."""
+    """period, errors, unhealthy, timeframe, memory, disk, certificate_days, internal_certificate_days (see
+    Pulumi.yaml's alarm* keys)."""
 
 
 # CloudWatch Logs' allowed retentions (PutRetentionPolicy retentionInDays).
@@ -584,7 +585,15 @@ def _monitoring(v: Callable[[str], Any], e: "_Errors") -> Optional[MonitoringSet
         "memory": e.take(_in_range, "alarmMemoryPercent", v("alarmMemoryPercent"), 1, 100),
         "disk": e.take(_in_range, "alarmDiskPercent", v("alarmDiskPercent"), 1, 100),
         "certificate_days": e.take(_in_range, "alarmCertificateDays", v("alarmCertificateDays"), 1, 365),
+        "internal_certificate_days": e.take(_in_range, "alarmInternalCertificateDays",
+                                            v("alarmInternalCertificateDays"), 1, 365),
     }
+    days, validity = thresholds["internal_certificate_days"], v("certValidityHours")
+    if days is not None and isinstance(validity, int) and days * 24 >= validity:
+        # A fresh certificate would alarm already: the alarm could never clear.
+        thresholds["internal_certificate_days"] = None
+        e.add(_fail("alarmInternalCertificateDays", days, f"a new certificate holds certValidityHours ({validity}) "
+                                                          f"hours, so the alarm must fire below {validity / 24:g} days"))
     if retention not in LOG_RETENTIONS or any(t is None for t in thresholds.values()):
         return None
     return MonitoringSettings(retention, tuple(dict.fromkeys(emails)), thresholds)
