@@ -565,7 +565,8 @@ def _waits_honour_aws(wanted: bool, config: dict[str, Any]) -> bool:
     return wanted and not problems
 
 
-def _monitoring(v: Callable[[str], Any], e: "_Errors") -> Optional[MonitoringSettings]:
+def _monitoring(v: Callable[[str], Any], e: "_Errors",
+                given: Callable[[str], bool] = lambda key: True) -> Optional[MonitoringSettings]:
     retention = v("logRetentionDays")
     if retention is not None and retention not in LOG_RETENTIONS:
         e.add(_fail("logRetentionDays", retention, "CloudWatch Logs keeps logs for one of "
@@ -590,8 +591,10 @@ def _monitoring(v: Callable[[str], Any], e: "_Errors") -> Optional[MonitoringSet
     }
     days, validity = thresholds["internal_certificate_days"], v("certValidityHours")
     if days is not None and isinstance(validity, int) and days * 24 >= validity:
-        # A fresh certificate would alarm already: the alarm could never clear.
-        thresholds["internal_certificate_days"] = None
+        # A fresh certificate would alarm already: the alarm could never clear. The user who shortened only the
+        # validity did not get the alarm wrong: it fires at half the validity then (Pulumi.yaml says so).
+        thresholds["internal_certificate_days"] = validity / 48 if not given("alarmInternalCertificateDays") else None
+    if thresholds["internal_certificate_days"] is None and days is not None:
         e.add(_fail("alarmInternalCertificateDays", days, f"a new certificate holds certValidityHours ({validity}) "
                                                           f"hours, so the alarm must fire below {validity / 24:g} days"))
     if retention not in LOG_RETENTIONS or any(t is None for t in thresholds.values()):
@@ -743,7 +746,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         # Read before the check below, so that a wrong value is refused rather than read as false.
         wait=v("waitForTargetHealth"),
     )
-    monitoring = _monitoring(v, e)
+    monitoring = _monitoring(v, e, r.given)
     if e.messages:
         raise SettingsError("\n".join(e.messages))
     if f_count > NLB_TARGETS_QUOTA // 2:
