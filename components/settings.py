@@ -595,8 +595,9 @@ def _monitoring(v: Callable[[str], Any], e: "_Errors",
         # validity did not get the alarm wrong: it fires at half the validity then (Pulumi.yaml says so).
         thresholds["internal_certificate_days"] = validity / 48 if not given("alarmInternalCertificateDays") else None
     if thresholds["internal_certificate_days"] is None and days is not None:
-        e.add(_fail("alarmInternalCertificateDays", days, f"a new certificate holds certValidityHours ({validity}) "
-                                                          f"hours, so the alarm must fire below {validity / 24:g} days"))
+        e.add(_fail("alarmInternalCertificateDays", days,
+                    f"a new certificate holds certValidityHours ({validity}) hours, so the alarm must fire below "
+                    f"{validity / 24:g} days"))
     if retention not in LOG_RETENTIONS or any(t is None for t in thresholds.values()):
         return None
     return MonitoringSettings(retention, tuple(dict.fromkeys(emails)), thresholds)

@@ -63,7 +63,7 @@ def not_after(der: bytes) -> dt.datetime:
     tag, at, _ = _tlv(der, start)  # tbsCertificate
     if tag != 0x30:
         raise Bad("not an X.509 certificate")
-    fields = []
+    fields: list[tuple[int, int, int]] = []
     while len(fields) < 5:
         tag, content, end = _tlv(der, at)
         fields.append((tag, content, end))

@@ -35,15 +35,15 @@ STATSD_GAUGE = re.compile(r"(?P<name>[^:|#@]+):(?P<value>[0-9]+(?:\.[0-9]+)?)\|g
 
 
 # ------------------------------------------------------------------------------------------- certificates
-def make_cert(directory: Path, name: str, days: float, issuer_key=None, issuer=None) -> tuple[Path, ec.EllipticCurvePrivateKey]:
+def make_cert(directory: Path, name: str, days: float) -> tuple[Path, ec.EllipticCurvePrivateKey]:
     """A real certificate that ends `days` from now (negative: already expired), PEM in directory/name."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer or subject)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=40)).not_valid_after(now + dt.timedelta(days=days))
-            .sign(issuer_key or key, hashes.SHA256()))
+            .sign(key, hashes.SHA256()))
     path = directory / name
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return path, key
@@ -191,7 +191,8 @@ def test_the_timer_and_service_are_valid_units(tmp_path):
 
 # ------------------------------------------------------------------------------------------- under the mocks
 def cert_alarms(run) -> dict[str, dict]:
-    return {r.inputs["name"]: r.inputs for r in run.mocks.of_type(ALARM) if r.inputs["tags"]["Kind"] == "node-certificate"}
+    return {r.inputs["name"]: r.inputs for r in run.mocks.of_type(ALARM)
+            if r.inputs["tags"]["Kind"] == "node-certificate"}
 
 
 def test_the_dev_stack_has_a_certificate_alarm_per_node_without_an_acm_certificate():

@@ -344,7 +344,8 @@ def _alarm_dimensions(i: dict, queries: list) -> Optional[str]:
             if not 1 <= len(key) <= 255:
                 return f"ValidationError: dimension name {key!r} must have length 1 to 255"
             if not 1 <= len(str(value)) <= 1024:
-                return f"ValidationError: the value of dimension {key} must have length 1 to 1024, got {len(str(value))}"
+                return (f"ValidationError: the value of dimension {key} must have length 1 to 1024, "
+                        f"got {len(str(value))}")
     return None
 
 
