@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from components import render, telemetry
 from components.host import host_name, script_text
 from tests.conftest import ROOT, program_run
+from tests.helpers import spec
 from tests.test_monitoring import ALARM, SCHEMA, stub
 
 SCRIPT = ROOT / "scripts" / "cert_expiry.py"
@@ -238,6 +239,33 @@ def test_the_alarm_watches_exactly_what_the_script_sends(statsd, tmp_path):
         # The agent adds metric_type=gauge to every StatsD gauge (amazon-cloudwatch-agent statsd.go).
         assert alarm["dimensions"] == {**sent, "metric_type": "gauge"}, node
         assert sent["Node"] == host_name("dev", node), node
+
+
+def test_a_fresh_node_reads_its_own_certificates_above_the_threshold(statsd, tmp_path):
+    """Guards against a check pointed at files the configure step does not write, or misreading the PKI's real
+    certificates (a fresh stack would alarm at once): each node's rendered ExecStart runs against the very PEM files
+    its configure step sends; a new leaf holds certValidityHours (720 h, 30 days)."""
+    run = program_run()
+    threshold = next(iter(cert_alarms(run).values()))["threshold"]
+    for node in ("postanalytics-0", "filtering-0"):
+        written = {f["path"]: f["content"] for f in spec(run.mocks, node)["files"]}
+        files = json.loads(run.mocks.named(f"{node}-agent").inputs["stdin"])["files"]
+        exec_start = next(line for line in files[telemetry.CERT_SERVICE].splitlines() if line.startswith("ExecStart="))
+        args = shlex.split(exec_start[len("ExecStart="):])[2:]
+        for i, word in enumerate(args):
+            if args[i - 1] == "--cert":
+                assert word in written, f"{node} checks {word}, which its configure step does not write"
+                assert "PRIVATE KEY" not in written[word], f"{node} would read a key: {word}"
+                local = tmp_path / node / Path(word).name
+                local.parent.mkdir(exist_ok=True)
+                local.write_text(written[word])
+                args[i] = str(local)
+            elif args[i - 1] == "--statsd":
+                args[i] = f"127.0.0.1:{statsd.getsockname()[1]}"
+        done = subprocess.run(["python3", str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        left = days(statsd.recv(4096).decode("ascii"))
+        assert left == pytest.approx(30, abs=0.1) and left > threshold, node
 
 
 def test_every_per_node_alarm_watches_the_node_label_its_agent_sends():
