@@ -79,7 +79,7 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     s.stack, region, s.monitoring, [(f.name, f.instance.id) for f in filtering],
     [(p.name, p.instance.id) for p in postanalytics],
     [(f"port{port}", group.arn_suffix) for group, port in entry.groups], entry.load_balancer.arn_suffix,
-    s.tls_certificate_arn))
+    s.tls_certificate_arn, node_certificates=s.tls))
 
 pulumi.export("url", entry.dns_name.apply(lambda d: f"http://{d}"))
 pulumi.export("loadBalancerDnsName", entry.dns_name)

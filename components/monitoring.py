@@ -14,9 +14,11 @@ under the path /wallarm/: the deploy role may create a role only with that bound
 the agent's permissions, whatever inline policy it writes.
 
 Monitoring creates: with alarmEmails, an SNS topic and one email subscription per address; the alarms of
-components/telemetry.py's alarm_specs() (one aws.cloudwatch.MetricAlarm each); the stack's dashboard.
+components/telemetry.py's alarm_specs() (one aws.cloudwatch.MetricAlarm each; per node, its Node dimension is its
+host name, as its agent sends it); the stack's dashboard.
 `install_agents()` declares, on every node, the agent step (scripts/cloudwatch_agent.py) after its configure step:
-it never delays a health check or a registration, and a failing agent install leaves the node serving.
+it never delays a health check or a registration, and a failing agent install leaves the node serving. The same
+step puts the node's certificate check in place (scripts/cert_expiry.py and its systemd timer), with tls.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import telemetry
-from components.host import host_name
+from components.host import host_name, script_text
 from components.settings import MonitoringSettings
 
 ROLES = ("filtering", "postanalytics")
@@ -88,7 +90,9 @@ def install_agents(stack: str, region: str, nodes: Sequence[Any], access: AgentA
                                         telemetry.agent_package_url(region, s.filtering.arch
                                                                     if role == "filtering"
                                                                     else s.postanalytics.arch),
-                                        s.filtering_version if role == "filtering" else s.postanalytics_version)
+                                        s.filtering_version if role == "filtering" else s.postanalytics_version,
+                                        telemetry.node_certificates(role, s.tls, s.mutual_tls),
+                                        script_text("cert_expiry.py"))
         node.agent = node.steps.agent(bundle, [node.configured, *access.log_groups])
 
 
@@ -110,6 +114,8 @@ class MonitoringArgs:
     """The load balancer's ARN suffix."""
     certificate_arn: Optional[str] = None
     """The ACM certificate of the TLS listener, when there is one."""
+    node_certificates: bool = False
+    """The nodes hold certificates of the stack's CA (tls): each gets a certificate-days alarm."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -154,7 +160,9 @@ class Monitoring(pulumi.ComponentResource):
             a.stack, a.region, a.settings.thresholds, [n for n, _ in a.filtering], [n for n, _ in a.postanalytics],
             {n: hold(f"instance:{n}", i) for n, i in [*a.filtering, *a.postanalytics]},
             [(label, hold(f"tg:{label}", tg)) for label, tg in a.target_groups],
-            hold("lb", a.load_balancer) if a.load_balancer is not None else None, a.certificate_arn)
+            hold("lb", a.load_balancer) if a.load_balancer is not None else None, a.certificate_arn,
+            hosts={n: host_name(a.stack, n) for n, _ in [*a.filtering, *a.postanalytics]},
+            certificate_nodes=[n for n, _ in [*a.filtering, *a.postanalytics]] if a.node_certificates else ())
         real = lambda dims: {k: outputs.get(v, v) for k, v in dims.items()}  # noqa: E731
         notify = [self.topic.arn] if self.topic else []
         nodes = [n for n, _ in [*a.filtering, *a.postanalytics]]

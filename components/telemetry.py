@@ -4,6 +4,8 @@
   agent's published schema, ../shared/reference/cloudwatch-agent/schema.json).
 - `prometheus_config()`: the Prometheus scrape configuration the agent reads (`prometheus_config_path`): Wallarm's
   own loopback endpoints, nothing else. `scrape_targets()` lists them as (job, URL) for the rehearsal.
+- `cert_check_files()`: the node's certificate check (scripts/cert_expiry.py) and its systemd service and timer,
+  which send the fewest days left on the node's own certificates to the agent's StatsD listener.
 - `alarm_specs()`: every alarm of a stack as plain dictionaries (the component turns each into a MetricAlarm).
 - `dashboard_body()`: the stack's dashboard JSON.
 
@@ -26,7 +28,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from components import versions
+from components import render, versions
 
 NAMESPACE = "Wallarm"
 AGENT_DIR = "/opt/aws/amazon-cloudwatch-agent/etc"
@@ -45,6 +47,19 @@ WSTORE_METRICS = ("wallarm_wstore_request_storage_timeframe_size", "wallarm_wsto
                   "wallarm_wstore_kvstore_oom_errors_total")
 # Host memory and disk: one series per fleet (no per-node dimension: omit_hostname), Maximum = the fullest node.
 HOST_METRICS = ("mem_used_percent", "disk_used_percent")
+# The node's own certificates (components/pki.py's leaves and CA, written by the configure step): the fewest days
+# left, sent by scripts/cert_expiry.py every 15 minutes to the agent's StatsD listener (loopback only), which adds
+# the dimension metric_type=gauge to every StatsD gauge (aws/amazon-cloudwatch-agent plugins/inputs/statsd/statsd.go).
+STATSD_ADDRESS = "127.0.0.1:8125"
+CERT_METRIC = "wallarm_certificate_days"
+CERT_UNIT = "wallarm-cert-expiry"
+CERT_CHECK = "/usr/local/lib/wallarm-deploy/cert_expiry.py"
+CERT_SERVICE = f"/etc/systemd/system/{CERT_UNIT}.service"
+CERT_TIMER = f"/etc/systemd/system/{CERT_UNIT}.timer"
+CERT_FILES = (CERT_CHECK, CERT_SERVICE, CERT_TIMER)
+# Sent every 15 minutes, judged per hour: 3 hours without a value is a dead timer, agent or node (see the alarm).
+CERT_PERIOD = 3600
+CERT_EVALUATION_PERIODS = 3
 LOG_FILES = {
     "filtering": ("/var/log/nginx/access.log", "/var/log/nginx/error.log",
                   "/opt/wallarm/var/log/wallarm/wcli-out.log"),
@@ -62,6 +77,44 @@ def metrics_log_group(stack: str) -> str:
     return f"/wallarm/{stack}/metrics"
 
 
+def node_dimensions(stack: str, role: str, node: str) -> dict[str, str]:
+    """The dimensions of a node's own series: `node` is its host name (host_name(), `dev-filtering-3`), the Node
+    label of its scrapes and of its certificate check alike."""
+    return {"Stack": stack, "Fleet": role, "Node": node}
+
+
+def cert_dimensions(stack: str, role: str, node: str) -> dict[str, str]:
+    """What CloudWatch stores the certificate check's gauge under: the tags it sends, plus the agent's own."""
+    return {**node_dimensions(stack, role, node), "metric_type": "gauge"}
+
+
+def node_certificates(role: str, tls: bool, mutual_tls: bool) -> tuple[str, ...]:
+    """The certificate files a node of this fleet uses (components/render.py's specs write them): none without tls."""
+    if not tls:
+        return ()
+    if role == "postanalytics":
+        return (render.WSTORE_CERT, render.WSTORE_CA)
+    return (render.NGINX_CLIENT_CERT, render.NGINX_CA) if mutual_tls else (render.NGINX_CA,)
+
+
+def cert_check_files(stack: str, role: str, node: str, certificates: Sequence[str], script: str) -> dict[str, str]:
+    """The check (scripts/cert_expiry.py's text as `script`) and its units; nothing when the node has no
+    certificate. A oneshot service on a calendar timer: a failed run does not stop the next one."""
+    if not certificates:
+        return {}
+    words = ["/usr/bin/python3", CERT_CHECK, "--metric", CERT_METRIC, "--statsd", STATSD_ADDRESS,
+             *[w for k, v in node_dimensions(stack, role, node).items() for w in ("--tag", f"{k}={v}")],
+             *[w for path in certificates for w in ("--cert", path)]]
+    service = (f"{render.MANAGED}\n[Unit]\nDescription=Days left on this node's Wallarm certificates, to the "
+               "CloudWatch agent\nAfter=amazon-cloudwatch-agent.service\n\n[Service]\nType=oneshot\n"
+               f"ExecStart={' '.join(words)}\nNoNewPrivileges=yes\nProtectSystem=strict\nProtectHome=yes\n"
+               "PrivateTmp=yes\n")
+    timer = (f"{render.MANAGED}\n[Unit]\nDescription=Every 15 minutes: days left on this node's Wallarm "
+             f"certificates\n\n[Timer]\nOnBootSec=2min\nOnCalendar=*:0/15\nRandomizedDelaySec=60\n\n"
+             "[Install]\nWantedBy=timers.target\n")
+    return {CERT_CHECK: script, CERT_SERVICE: service, CERT_TIMER: timer}
+
+
 def prometheus_config(stack: str, role: str, node: str, version: str = DEFAULT_VERSION) -> str:
     """The scrape configuration: the node's own loopback endpoints for its Wallarm version, labelled with stack,
     fleet and node."""
@@ -70,7 +123,7 @@ def prometheus_config(stack: str, role: str, node: str, version: str = DEFAULT_V
         entry: dict[str, Any] = {"job_name": job, "metrics_path": path, "scrape_interval": f"{SCRAPE_SECONDS}s",
                                  "scrape_timeout": "10s",
                                  "static_configs": [{"targets": [address],
-                                                     "labels": {"Stack": stack, "Fleet": role, "Node": node}}]}
+                                                     "labels": node_dimensions(stack, role, node)}]}
         if params:
             entry["params"] = params
         if keep:
@@ -117,6 +170,9 @@ def agent_config(stack: str, role: str, region: str, version: str = DEFAULT_VERS
                 "mem": {"measurement": ["mem_used_percent"], "append_dimensions": fleet},
                 "disk": {"measurement": ["used_percent"], "resources": ["/"], "drop_device": True,
                          "ignore_file_system_types": ["tmpfs", "devtmpfs", "overlay"], "append_dimensions": fleet},
+                # The certificate check's gauge; on loopback only. 60 s: standard resolution (under 60 the agent
+                # stores high-resolution metrics).
+                "statsd": {"service_address": STATSD_ADDRESS, "metrics_collection_interval": 60},
             },
             "aggregation_dimensions": [["Stack", "Fleet"]],
             # One PutMetricData call per node every 5 minutes, not every minute (500 nodes: $43, not $216 a month).
@@ -140,11 +196,13 @@ def agent_config(stack: str, role: str, region: str, version: str = DEFAULT_VERS
 
 
 def agent_bundle(stack: str, role: str, node: str, region: str, package_url: str,
-                 version: str = DEFAULT_VERSION) -> str:
-    """The agent step's stdin: the package to install and the two files to put in place."""
+                 version: str = DEFAULT_VERSION, certificates: Sequence[str] = (), check_script: str = "") -> str:
+    """The agent step's stdin: the package to install and the files to put in place (the agent's two, and the
+    certificate check's three when the node has certificates)."""
     return json.dumps({"package_url": package_url,
                        "files": {AGENT_CONFIG: agent_config(stack, role, region, version),
-                                 PROMETHEUS_CONFIG: prometheus_config(stack, role, node, version)}},
+                                 PROMETHEUS_CONFIG: prometheus_config(stack, role, node, version),
+                                 **cert_check_files(stack, role, node, certificates, check_script)}},
                       sort_keys=True) + "\n"
 
 
@@ -173,9 +231,13 @@ def _growth(name: str, metrics: Sequence[str], dims: dict[str, str], period: int
 
 def alarm_specs(stack: str, region: str, thresholds: dict[str, float], filtering: Sequence[str],
                 postanalytics: Sequence[str], instances: dict[str, str], target_groups: Sequence[tuple[str, str]],
-                load_balancer: Optional[str], certificate_arn: Optional[str]) -> list[dict[str, Any]]:
-    """Every alarm of a stack. `instances`: node -> instance ID; `target_groups`: (name, ARN suffix).
-    Each spec: name, description, kind, and either metric (namespace, name, dims, stat) or queries."""
+                load_balancer: Optional[str], certificate_arn: Optional[str],
+                hosts: Optional[dict[str, str]] = None, certificate_nodes: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every alarm of a stack. `instances`: node -> instance ID; `target_groups`: (name, ARN suffix); `hosts`:
+    node -> its host name, the Node dimension its agent sends (host_name()); `certificate_nodes`: the nodes that
+    have certificates of the stack's CA (tls). Each spec: name, description, kind, and either metric (namespace,
+    name, dims, stat) or queries."""
+    host = (hosts or {}).get
     period = int(thresholds["period"])
     specs: list[dict[str, Any]] = []
 
@@ -191,7 +253,7 @@ def alarm_specs(stack: str, region: str, thresholds: dict[str, float], filtering
             metric={"namespace": "AWS/NetworkELB", "name": "UnHealthyHostCount", "stat": "Minimum",
                     "dims": {"TargetGroup": tg, "LoadBalancer": load_balancer or ""}})
     for node in filtering:
-        dims = {"Stack": stack, "Fleet": "filtering", "Node": node}
+        dims = node_dimensions(stack, "filtering", host(node, node))
         add("tnt-errors", f"{node}-tnt-errors", f"{node}: tnt_errors grew (requests postanalytics never got)",
             thresholds["errors"], "GreaterThanThreshold",
             queries=_growth("tnt_errors", ["wallarm_tnt_errors"], dims, period))
@@ -199,7 +261,7 @@ def alarm_specs(stack: str, region: str, thresholds: dict[str, float], filtering
             "analysed, or not exported to the Wallarm Cloud)", thresholds["errors"], "GreaterThanThreshold",
             queries=_growth("lost", ["wallarm_requests_lost", "wallarm_api_errors"], dims, period))
     for node in postanalytics:
-        dims = {"Stack": stack, "Fleet": "postanalytics", "Node": node}
+        dims = node_dimensions(stack, "postanalytics", host(node, node))
         add("wstore-timeframe", f"{node}-wstore-timeframe", f"{node}: wstore holds less than "
             f"{thresholds['timeframe']:g} s of requests (Wallarm sizes it for 15 minutes)",
             thresholds["timeframe"], "LessThanThreshold", evaluation_periods=3,
@@ -226,6 +288,19 @@ def alarm_specs(stack: str, region: str, thresholds: dict[str, float], filtering
             treat_missing_data="missing", recover=f"arn:aws:automate:{region}:ec2:recover",
             metric={"namespace": "AWS/EC2", "name": "StatusCheckFailed_System", "stat": "Maximum",
                     "dims": {"InstanceId": instance}})
+    for node in certificate_nodes:
+        role = "filtering" if node in filtering else "postanalytics"
+        # Missing data is breaching: the check sends every 15 minutes, so 3 hours without a value mean its timer,
+        # the agent or the node died, and nothing would tell that a certificate runs out meanwhile. The price: on
+        # a new stack (or a scale-out) the alarm is red from its creation until the node's agent step sends the
+        # first value. Not alarmPeriodSeconds: days do not change by the minute.
+        add("node-certificate", f"{node}-certificate-days", f"{node}: one of its certificates from the stack's CA "
+            f"expires in less than {thresholds['internal_certificate_days']:g} days, or the check stopped sending; "
+            "`pulumi up` renews leaves in their early-renewal window", thresholds["internal_certificate_days"],
+            "LessThanThreshold", evaluation_periods=CERT_EVALUATION_PERIODS, treat_missing_data="breaching",
+            period_override=CERT_PERIOD,
+            metric={"namespace": NAMESPACE, "name": CERT_METRIC, "stat": "Minimum",
+                    "dims": cert_dimensions(stack, role, host(node, node))})
     if certificate_arn:
         add("certificate", "certificate-expiry", f"The load balancer's ACM certificate expires in less than "
             f"{thresholds['certificate_days']:g} days (ACM renews the ones it issued; imported ones need you)",

@@ -4,8 +4,13 @@
 
 - The package: Amazon's .deb (Debian 12 and Ubuntu 24.04 package no CloudWatch agent), downloaded over HTTPS only
   from the region's amazoncloudwatch-agent bucket, installed with dpkg, only when the agent is not installed yet.
-- The files (the agent's JSON and the Prometheus scrape configuration, under /opt/aws/amazon-cloudwatch-agent/etc
-  only) are replaced atomically when they differ.
+- The files (the agent's JSON and the Prometheus scrape configuration, under /opt/aws/amazon-cloudwatch-agent/etc;
+  the certificate check, /usr/local/lib/wallarm-deploy/cert_expiry.py, and its systemd service and timer, nothing
+  else) are replaced atomically when they differ. A check the input no longer names (tls turned off) is disabled
+  and its files removed.
+- The certificate check's timer is (re)enabled after a systemd daemon-reload when its files changed, and the check
+  runs once right after the agent (re)loaded, without waiting for it: its result goes to the journal
+  (`journalctl -u wallarm-cert-expiry`), and a bad certificate never fails this step.
 - The agent (re)loads them with `amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:...` when they
   changed, or when the last load did not finish: a state file holding the hash of what was loaded is written only
   after the agent took it. A run killed at any line therefore loads again next time; a second run with the same
@@ -27,6 +32,9 @@ import tempfile
 ROOT = os.environ.get("WALLARM_ROOT", "").rstrip("/")
 AGENT_ETC = "/opt/aws/amazon-cloudwatch-agent/etc/"
 CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+CHECK_UNIT = "wallarm-cert-expiry"
+CHECK_FILES = ("/usr/local/lib/wallarm-deploy/cert_expiry.py", f"/etc/systemd/system/{CHECK_UNIT}.service",
+               f"/etc/systemd/system/{CHECK_UNIT}.timer")
 STATE_DIR = "/var/lib/wallarm-deploy"
 STATE = f"{STATE_DIR}/cloudwatch-agent.sha256"
 LOCK = f"{STATE_DIR}/cloudwatch-agent.lock"
@@ -69,8 +77,12 @@ def read_input(raw: bytes) -> tuple[str, dict[str, str]]:
     if not isinstance(files, dict) or not files:
         raise ValueError("files must name at least one file")
     for path, text in files.items():
-        if not (isinstance(text, str) and path.startswith(AGENT_ETC) and "/.." not in path and "\0" not in path):
-            raise ValueError(f"{path!r} is not a file under {AGENT_ETC} with text content")
+        allowed = (path.startswith(AGENT_ETC) and "/.." not in path and "\0" not in path) or path in CHECK_FILES
+        if not (isinstance(text, str) and allowed):
+            raise ValueError(f"{path!r} is not a file under {AGENT_ETC} (or the certificate check's) with text content")
+    checks = [p for p in CHECK_FILES if p in files]
+    if checks and len(checks) != len(CHECK_FILES):
+        raise ValueError(f"the certificate check needs all of {', '.join(CHECK_FILES)}, got only {', '.join(checks)}")
     return url, files
 
 
@@ -117,19 +129,38 @@ def current(path: str) -> str | None:
         return None
 
 
+def retire_check() -> list[str]:
+    """The check the input no longer names: timer stopped and disabled, then its files removed."""
+    present = [p for p in CHECK_FILES if os.path.exists(host(p))]
+    if present:
+        run("systemctl", "disable", "--now", f"{CHECK_UNIT}.timer")
+        for path in present:
+            os.unlink(host(path))
+            log(f"removed {path}")
+        run("systemctl", "daemon-reload")
+    return present
+
+
 def apply(url: str, files: dict[str, str], agent_config: str) -> dict:
     installed = install(url)
+    check = CHECK_FILES[0] in files
+    removed = [] if check else retire_check()
     changed = [p for p, text in files.items() if current(p) != text]
     for path in changed:
         write_atomically(path, files[path])
         log(f"wrote {path}")
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
-    if not changed and not installed and current(STATE) == digest + "\n":
+    if not changed and not installed and not removed and current(STATE) == digest + "\n":
         log("no change: the agent runs this configuration already; nothing restarted")
         return {"installed": False, "changed": [], "restarted": False}
     run(host(CTL), "-a", "fetch-config", "-m", "ec2", "-s", "-c", f"file:{agent_config}")
+    if check:
+        run("systemctl", "daemon-reload")
+        run("systemctl", "enable", f"{CHECK_UNIT}.timer")
+        run("systemctl", "restart", f"{CHECK_UNIT}.timer")
+        run("systemctl", "start", "--no-block", f"{CHECK_UNIT}.service")
     write_atomically(STATE, digest + "\n")
-    log("the agent (re)started on this configuration")
+    log("the agent (re)started on this configuration" + (", the certificate check enabled" if check else ""))
     return {"installed": installed, "changed": changed, "restarted": True}
 
 

@@ -22,7 +22,7 @@ SCHEMA = next((p for p in (base / "shared" / "reference" / "cloudwatch-agent" / 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 CERT_ARN = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
 KINDS = {"unhealthy-targets", "tnt-errors", "requests-lost", "wstore-timeframe", "wstore-drops", "memory", "disk",
-         "status-check", "certificate"}
+         "status-check", "certificate", "node-certificate"}
 
 
 def validator() -> jsonschema.protocols.Validator:
@@ -57,7 +57,8 @@ def test_prometheus_goes_to_cloudwatch_through_emf(role):
     assert prometheus["prometheus_config_path"] == telemetry.PROMETHEUS_CONFIG
     declared = {s.strip("^$") for d in prometheus["emf_processor"]["metric_declaration"] for s in d["metric_selectors"]}
     assert {"wallarm_tnt_errors", "wallarm_wstore_request_storage_timeframe_size"} <= declared
-    assert set(config["metrics"]["metrics_collected"]) == {"mem", "disk"}
+    # statsd: only the certificate check's gauge (tests/test_cert_expiry.py).
+    assert set(config["metrics"]["metrics_collected"]) == {"mem", "disk", "statsd"}
 
 
 def test_scrape_targets_are_wallarms_loopback_endpoints():
@@ -84,7 +85,8 @@ def alarms(run) -> dict[str, dict]:
 
 
 def test_an_alarm_of_each_kind_exists_for_the_dev_stack():
-    """Guards against a kind of failure nobody is told about (the certificate alarm needs an ACM certificate)."""
+    """Guards against a kind of failure nobody is told about (the ACM certificate alarm needs an ACM certificate;
+    the nodes' own certificates from the stack's CA are alarmed without one)."""
     run = program_run(tlsCertificateArn=CERT_ARN)
     kinds = {a["tags"]["Kind"] for a in alarms(run).values()}
     assert kinds == KINDS

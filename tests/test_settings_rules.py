@@ -86,6 +86,7 @@ BAD = {
     "alarmUnhealthyTargets": (501, "from 0 to 500"), "alarmWstoreTimeframeSeconds": (59, "from 60 to 86400"),
     "alarmMemoryPercent": (0, "from 1 to 100"), "alarmDiskPercent": (101, "from 1 to 100"),
     "alarmCertificateDays": (366, "from 1 to 365"),
+    "alarmInternalCertificateDays": (0, "from 1 to 365"),
 }
 
 
@@ -138,6 +139,8 @@ CROSS = {
                                              (), "a public range is allowed here only with mutualTls true"),
     "upstream_ca_needs_https": ({"protectedUpstreamCaCertificate": "-----BEGIN CERTIFICATE-----"}, (),
                                 "used only for an https:// application"),
+    "internal_certificate_alarm_can_clear": ({"alarmInternalCertificateDays": 30, "certValidityHours": 720}, (),
+                                             "the alarm must fire below 30 days"),
 }
 
 

@@ -312,9 +312,40 @@ def _metric_alarm(name: str, i: dict) -> Optional[str]:
                 return "ValidationError: period must be 10, 30 or a multiple of 60"
     elif int(i.get("period") or 0) % 60 and int(i.get("period") or 0) not in (10, 30):
         return "ValidationError: period must be 10, 30 or a multiple of 60"
+    error = _alarm_range(i, queries) or _alarm_dimensions(i, queries)
+    if error:
+        return error
     for action in (i.get("alarmActions") or []) + (i.get("okActions") or []):
         if not re.fullmatch(r"arn:aws[a-z-]*:(sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+|automate:[a-z0-9-]+:ec2:(recover|stop|terminate|reboot))", action):
             return f"ValidationError: Invalid arn syntax: {action}"
+    return None
+
+
+def _alarm_range(i: dict, queries: list) -> Optional[str]:
+    """PutMetricAlarm (API reference, Period): Period x EvaluationPeriods is at most 7 days, and at most 1 day when
+    the period is under an hour; DatapointsToAlarm is at most EvaluationPeriods."""
+    periods = [int(q["metric"].get("period") or 0) for q in queries if q.get("metric")] or [int(i.get("period") or 0)]
+    evaluations, period = int(i.get("evaluationPeriods") or 0), max(periods)
+    limit = 86400 if period < 3600 else 604800
+    if period * evaluations > limit:
+        return (f"ValidationError: Period ({period}) multiplied by EvaluationPeriods ({evaluations}) must be less "
+                f"than or equal to {limit}")
+    if int(i.get("datapointsToAlarm") or 0) > evaluations:
+        return "ValidationError: DatapointsToAlarm must be less than or equal to EvaluationPeriods"
+    return None
+
+
+def _alarm_dimensions(i: dict, queries: list) -> Optional[str]:
+    """PutMetricAlarm's Dimension: at most 30 per metric, a name of 1 to 255 characters, a value of 1 to 1024."""
+    for dims in [i.get("dimensions") or {}] + [q["metric"].get("dimensions") or {} for q in queries if q.get("metric")]:
+        if len(dims) > 30:
+            return f"ValidationError: {len(dims)} dimensions: a metric has at most 30"
+        for key, value in dims.items():
+            if not 1 <= len(key) <= 255:
+                return f"ValidationError: dimension name {key!r} must have length 1 to 255"
+            if not 1 <= len(str(value)) <= 1024:
+                return (f"ValidationError: the value of dimension {key} must have length 1 to 1024, "
+                        f"got {len(str(value))}")
     return None
 
 

@@ -200,9 +200,28 @@ def upstream_ca_needs_https(c: Checked) -> Errors:
                             "application; unset it or use https://.")
 
 
+def internal_certificate_alarm_can_clear(c: Checked) -> Errors:
+    """alarmInternalCertificateDays must be below the leaves' validity: a new certificate would alarm already, and
+    the alarm could never clear. Only a value the user set is refused; see internal_certificate_days."""
+    days, validity = c["alarmInternalCertificateDays"], c["certValidityHours"]
+    if days is not None and validity is not None and "alarmInternalCertificateDays" in c.given \
+            and days * 24 >= validity:
+        yield fail("alarmInternalCertificateDays", days,
+                   f"a new certificate holds certValidityHours ({validity}) hours, so the alarm must fire below "
+                   f"{validity / 24:g} days")
+
+
+def internal_certificate_days(c: Checked) -> float:
+    """The internal certificate alarm's threshold in days: the setting, or half the validity when the user shortened
+    only certValidityHours below the default threshold (Pulumi.yaml says so)."""
+    days, validity = c["alarmInternalCertificateDays"], c["certValidityHours"]
+    return validity / 48 if days * 24 >= validity else days
+
+
 CROSS_CHECKS = (api_token_needs_node_group, mutual_tls_needs_tls, versions_support_tls,
                 filtering_not_newer_than_postanalytics, wstore_ports_differ, renewal_before_expiry,
                 ca_rotation_needs_tls, ssh_keys_go_together, subnets_need_their_vpc, certificate_in_region,
                 port_collisions, elastic_ips_within_quota, one_ami_one_arch, arena_fits_memory,
-                public_wstore_ranges_need_mutual_tls, upstream_ca_needs_https)
+                public_wstore_ranges_need_mutual_tls, upstream_ca_needs_https,
+                internal_certificate_alarm_can_clear)
 """Run in this order after the rules; rules_per_group_within_quota (quotas.py) runs on the built Settings."""

@@ -74,7 +74,8 @@ class MonitoringSettings:
     alarm_emails: tuple[str, ...]
     """Empty: no SNS topic."""
     thresholds: dict[str, float]
-    """period, errors, unhealthy, timeframe, memory, disk, certificate_days (see Pulumi.yaml's alarm* keys)."""
+    """period, errors, unhealthy, timeframe, memory, disk, certificate_days, internal_certificate_days (see
+    Pulumi.yaml's alarm* keys)."""
 
 
 # CloudWatch Logs' allowed retentions (PutRetentionPolicy retentionInDays).

@@ -111,6 +111,7 @@ RULES: tuple[Rule, ...] = (
     Rule("alarmMemoryPercent", int, (PERCENT,)),
     Rule("alarmDiskPercent", int, (PERCENT,)),
     Rule("alarmCertificateDays", int, (in_range(1, 365),)),
+    Rule("alarmInternalCertificateDays", int, (in_range(1, 365),)),  # below the validity: cross.internal_certificate_alarm_can_clear
 )
 BY_KEY = {rule.key: rule for rule in RULES}
 TYPES = {"string": str, "integer": int, "boolean": bool, "array": list}

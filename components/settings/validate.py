@@ -13,7 +13,7 @@ from components import awsconfig, lookups
 from components.lookups import ShapeLookup
 from components.settings import rules
 from components.settings.checks import region as region_check
-from components.settings.cross import CROSS_CHECKS, VERSIONS
+from components.settings.cross import CROSS_CHECKS, VERSIONS, internal_certificate_days
 from components.settings.model import (NLB_TARGETS_QUOTA, SECRET_KEYS, Errors, InstanceShape, MonitoringSettings,
                                        Settings, SettingsError, declared_keys, fail)
 from components.settings.quotas import rules_per_group_within_quota
@@ -29,6 +29,7 @@ THRESHOLDS = {
     "memory": "alarmMemoryPercent",
     "disk": "alarmDiskPercent",
     "certificate_days": "alarmCertificateDays",
+    "internal_certificate_days": "alarmInternalCertificateDays",
 }
 
 
@@ -194,5 +195,6 @@ def build(c: rules.Checked, project: str, stack: str, aws_config: Mapping[str, A
         wait_for_target_health=waits_honour_aws(c["waitForTargetHealth"], aws_config),
         root_volume_gb=c["rootVolumeGb"],
         monitoring=MonitoringSettings(c["logRetentionDays"], tuple(dict.fromkeys(c["alarmEmails"])),
-                                      {name: c[key] for name, key in THRESHOLDS.items()}),
+                                      {**{name: c[key] for name, key in THRESHOLDS.items()},
+                                       "internal_certificate_days": internal_certificate_days(c)}),
     )
