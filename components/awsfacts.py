@@ -6,7 +6,7 @@ and the EC2 API model, whose `InstanceType` enum lists every type name EC2 knew 
 refused with the closest real name, offline as in a deploy.
 
 What this data cannot say (which zones a region has, which zone offers a type, an existing VPC's subnets) is asked
-of AWS by the program (components/network.py); offline, the mocks assume it and say so (tools/assumed.py).
+of AWS by the program (components/network.py); offline, the mocks assume it and say so (harness/assumed.py).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from components import render
-from tools.sandbox import SCRIPTS, Sandbox
+from harness.sandbox import SCRIPTS, Sandbox
 
 FIGURES: dict[str, list[int]] = {}
 """section -> [cases tried, cases handled]"""

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from components import render
-from tools.sandbox import APPLY_FILES, Sandbox
+from harness.sandbox import APPLY_FILES, Sandbox
 
 CERT, KEY, CA = "-----BEGIN CERTIFICATE-----\nsrv\n", "-----BEGIN PRIVATE KEY-----\nk\n", "-----BEGIN CA-----\n"
 

@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 from components.firewall import WORLD, upstream_target
 from components.settings import SettingsError, _upstream, literal_address
-from tools.program import run_program, stack_config
+from harness.program import run_program, stack_config
 
 # (value, words the refusal must contain): every spelling from issue 12, and the IPv6 metadata address.
 INTERNAL = [

@@ -16,10 +16,10 @@ import yaml
 from hypothesis import given, settings, strategies as st
 
 from components import filtering, host, postanalytics
+from harness.program import run_program, stack_config
 from scripts import yamledit
 from tests.conftest import program_run
 from tools.changes import changed
-from tools.program import run_program, stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
     venv/bin/python -m tools.plan --stack dev [--set filteringCount=6 ...] [--expand] [--svg plan.svg]
 
-Runs the real __main__.py under the project's mocks (tools/program.py) with the stack's settings, then prints:
+Runs the real __main__.py under the project's mocks (harness/program.py) with the stack's settings, then prints:
 
 1. Resources: a tree like `pulumi preview`'s, from the parent of every declared resource. Columns: Type (the
    resource's type token), Name (its logical name), Plan (always "create": the mocks hold no state, so this is
@@ -29,7 +29,7 @@ Runs the real __main__.py under the project's mocks (tools/program.py) with the 
    a connection to whoever accepts it, labelled with the ports; dashed when only one side's rules allow it.
 
 4. Assumed offline: what the mocks answered without AWS (the region's zones, the offers per zone, an existing VPC's
-   CIDR and subnets; tools/assumed.py), one line each.
+   CIDR and subnets; harness/assumed.py), one line each.
 With --changes, instead: what the change does to the stack deployed from --base (tools/changes.py): each resource
 created, updated, replaced or deleted with the inputs that differ, the steps that run again per host, the changes
 that hurt.
@@ -51,12 +51,12 @@ from typing import Any, Optional
 import pulumi
 
 from components.settings import SettingsError
+from harness.mocks import ProviderMocks
+from harness.program import PROJECT, Run, StackFileError, run_program, stack_config, stack_file
 from tools.changes import shown_sets
-from tools.mocks import ProviderMocks
 from tools.plan_picture import render_svg, topology
 from tools.plan_reach import Stack, reach_lines
 from tools.plan_tree import build_tree, collapse, count_lines, render_tree
-from tools.program import PROJECT, Run, StackFileError, run_program, stack_config, stack_file
 
 
 class PlanMocks(ProviderMocks):
@@ -117,7 +117,7 @@ def _quiet_loop_teardown(unraisable) -> None:
 
 
 def print_assumed(notes: list[str]) -> None:
-    """What the mocks answered without AWS (tools/assumed.py): the plan is only as true as these."""
+    """What the mocks answered without AWS (harness/assumed.py): the plan is only as true as these."""
     if notes:
         print("\nAssumed offline (AWS answers these at deploy):")
         print("\n".join(f"  {note}" for note in notes))

@@ -7,7 +7,7 @@ import dataclasses
 from collections import Counter, defaultdict
 from xml.sax.saxutils import escape
 
-from tools.mocks import Recorded
+from harness.mocks import Recorded
 from tools.plan_reach import ANYWHERE, LOAD_BALANCER, Instance, Stack, _endpoint
 from tools.plan_tree import _natural
 

@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from typing import Any, Optional
 
-from tools.mocks import Recorded
+from harness.mocks import Recorded
 from tools.plan_tree import _natural
 
 INSTANCE = "aws:ec2/instance:Instance"

@@ -8,7 +8,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Optional
 
-from tools.mocks import Recorded
+from harness.mocks import Recorded
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from components.host import SCRIPT_MODULES
-from tools.mocks import ProviderMocks
+from harness.mocks import ProviderMocks
 
 HERE = Path(__file__).resolve().parent
 STUB_BIN = HERE / "bin"
