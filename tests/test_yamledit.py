@@ -153,9 +153,9 @@ def test_a_key_set_reads_back_and_every_other_key_and_comment_survives(data, cho
 def test_every_role_that_runs_apply_spec_uploads_what_it_imports():
     """Guards against a host that gets apply_spec.py without yamledit.py: its configure step would fail to start."""
     for role in (filtering, postanalytics):
-        if "apply_spec.py" in role.SCRIPTS:
-            missing = set(host.SCRIPT_MODULES["apply_spec.py"]) - set(role.SCRIPTS)
-            assert not missing, f"{role.__name__}.SCRIPTS lacks {sorted(missing)}"
+        assert "apply_spec.py" in role.SCRIPTS, role.__name__
+        missing = set(host.SCRIPT_MODULES["apply_spec.py"]) - set(role.SCRIPTS)
+        assert not missing, f"{role.__name__}.SCRIPTS lacks {sorted(missing)}"
 
 
 @pytest.mark.parametrize("beside", [True, False], ids=["with-yamledit", "without"])
@@ -200,4 +200,7 @@ def test_an_edited_editor_runs_configure_again_on_every_host(edited_editor):
     after = run_program(stack_config("dev", postanalyticsCount=2, filteringCount=3))
     assert after.error is None, after.error
     nodes = [f"postanalytics-{i}" for i in range(2)] + [f"filtering-{i}" for i in range(3)]
-    assert changed(edited_editor, after) == {f"{n}-{step}" for n in nodes for step in ("configure", "upload-yamledit")}
+    moved = changed(edited_editor, after)
+    uploads = {r.name for r in after.mocks.of_type("command:remote:CopyToRemote")}
+    assert moved - uploads == {f"{n}-configure" for n in nodes}, sorted(moved)
+    assert moved & uploads, "the new yamledit.py is uploaded"
