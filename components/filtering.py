@@ -18,7 +18,7 @@ from components import render, versions
 from components.host import HostSteps, NodeArgs, create_instance, host_name, install_command, script_command
 
 SCRIPTS = ("wait-for-boot.sh", "set-hostname.sh", "cloudwatch_agent.py", "install-wallarm.sh", "apply_spec.py",
-           "health-check.sh")
+           "health-check.sh", "yamledit.py")
 
 
 class FilteringNode(pulumi.ComponentResource):

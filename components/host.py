@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 STAGE_DIR = "wallarm-deploy"
+# Modules a script imports from its own directory: each role that uploads the script uploads them too (its SCRIPTS),
+# and they count in the script's hash, so that an edit to one runs the script's step again on every host.
+SCRIPT_MODULES = {"apply_spec.py": ("yamledit.py",)}
 STEP_TIMEOUT = pulumi.CustomTimeouts(create="40m", update="40m")
 # Dials of a step whose host already answered SSH (its `-sshd` wait): enough for an sshd restart at boot, few
 # enough that a wrong host key fails fast (tests/test_hostkeys.py sums pulumi-command's delays: under a minute).
@@ -107,7 +110,11 @@ def script_text(name: str) -> str:
 
 @functools.cache
 def script_hash(name: str) -> str:
-    return hashlib.sha256(script_text(name).encode()).hexdigest()
+    """The hash of a script and of the modules it imports from beside it (SCRIPT_MODULES)."""
+    digest = hashlib.sha256(script_text(name).encode())
+    for module in SCRIPT_MODULES.get(name, ()):
+        digest.update(hashlib.sha256(script_text(module).encode()).digest())
+    return digest.hexdigest()
 
 
 def generation(*parts: Optional[str]) -> str:

@@ -149,7 +149,7 @@ def aws_instance_shape(instance_type: str) -> Optional[tuple[float, list[str]]]:
         if re.search(r"InvalidInstanceType|does not exist|no matching EC2 Instance Type", text):
             return None
         reason = text.splitlines()[-1] if text else type(exc).__name__
-        if "size unknown offline" in reason:  # the mocks (tools/mocks.py), not AWS
+        if "size unknown offline" in reason:  # the mocks (harness/mocks.py), not AWS
             raise LookupFailed(reason[reason.index("size unknown offline"):].removesuffix(" (instanceType)")) from None
         raise LookupFailed(f"AWS could not be asked about it ({reason}); check the credentials, the "
                            "ec2:DescribeInstanceTypes permission and the region, then run again") from None

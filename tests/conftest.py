@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.program import Run, run_program, stack_config  # noqa: E402
+from harness.program import Run, run_program, stack_config  # noqa: E402
 
 _RUNS: dict[tuple, Run] = {}
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tools.mocks import ProviderMocks
+from harness.mocks import ProviderMocks
 
 
 def instances(mocks: ProviderMocks, role: str) -> dict[str, dict]:

@@ -7,10 +7,10 @@ import pytest
 from cryptography import x509
 
 from components.settings import SettingsError
+from harness.program import run_program, stack_config
 from tests.conftest import program_run
 from tests.helpers import cert
 from tools import rehearse_rotation as rotation
-from tools.program import run_program, stack_config
 
 CA = "tls:index/selfSignedCert:SelfSignedCert"
 LEAF = "tls:index/locallySignedCert:LocallySignedCert"

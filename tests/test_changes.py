@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 
 from components import host
+from harness.mocks import ProviderMocks
+from harness.program import run_program, stack_config
 from tests.conftest import program_run
 from tests.helpers import instance_records
 from tools.changes import by_urn, changed  # the change preview (tools.plan --changes) reads changes the same way
-from tools.mocks import ProviderMocks
-from tools.program import run_program, stack_config
 
 STEPS = ("command:remote:Command", "command:remote:CopyToRemote")
 

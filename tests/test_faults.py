@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from components import render
-from tools.sandbox import SCRIPTS, Sandbox
+from harness.sandbox import SCRIPTS, Sandbox
 
 FIGURES: dict[str, list[int]] = {}
 """section -> [cases tried, cases handled]"""
@@ -348,7 +348,7 @@ def _holding(marker_dir: Path) -> list[list[str]]:
 
 
 def _spawn(sb: Sandbox, spec: dict, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(SCRIPTS / "apply_spec.py")], stdin=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, str(sb.staged_apply())], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=sb.env(**env), cwd=sb.home)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from components import render
-from tools.nginxconf import nginx_binary, without_names, without_wallarm
+from harness.nginxconf import nginx_binary, without_names, without_wallarm
 
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 HEALTH, PROXY_HEALTH, TLS_TARGET = 8081, 8082, 8443

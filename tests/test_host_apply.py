@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from components import render
-from tools.sandbox import Sandbox
+from harness.sandbox import APPLY_FILES, Sandbox
 
 CERT, KEY, CA = "-----BEGIN CERTIFICATE-----\nsrv\n", "-----BEGIN PRIVATE KEY-----\nk\n", "-----BEGIN CA-----\n"
 
@@ -274,9 +274,10 @@ def test_paths_outside_the_managed_roots_are_refused(fl):
 def test_a_directory_in_the_staging_dir_is_a_managed_root(tmp_path):
     """Guards against the staging directory (where the scripts are copied) not being recognised as managed."""
     sb = Sandbox(tmp_path / "stage")
-    staged = sb.home / "wallarm-deploy" / "apply_spec.py"
-    staged.parent.mkdir(parents=True)
-    staged.write_text((Path(__file__).resolve().parent.parent / "scripts" / "apply_spec.py").read_text())
+    stage = sb.home / "wallarm-deploy"
+    stage.mkdir(parents=True)
+    for name in APPLY_FILES:  # as the roles upload them: apply_spec.py and the YAML editor beside it
+        (stage / name).write_text((Path(__file__).resolve().parent.parent / "scripts" / name).read_text())
     spec = {"name": "s", "files": [{"path": "/home/admin/wallarm-deploy/note", "content": "x\n", "mode": "0600"}]}
     result = sb.run("configure", "python3 ~/wallarm-deploy/apply_spec.py", json.dumps(spec))
     assert result.returncode == 0, result.stderr

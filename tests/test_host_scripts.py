@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from components import render
+from harness.sandbox import Sandbox, installer_archive, replay
 from tests.conftest import program_run
-from tools.sandbox import Sandbox, installer_archive, replay
 
 SCRIPTS = sorted((Path(__file__).resolve().parent.parent / "scripts").glob("*.sh"))
 STUBS = sorted((Path(__file__).resolve().parent.parent / "tools" / "sandbox" / "bin").glob("[a-z]*"))

@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from components import cloudinit, host
+from harness.aws_rules import USER_DATA_MAX
+from harness.mocks import SECRET_SIG
 from tests.conftest import program_run
 from tests.helpers import instance_records
 from tests.test_changes import changed
-from tools.aws_rules import USER_DATA_MAX
-from tools.mocks import SECRET_SIG
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("command:remote:Command", "command:remote:CopyToRemote")

@@ -12,7 +12,7 @@ import pytest
 from pulumi import dynamic
 
 from components import waits
-from tools.mocks import ProviderMocks, StrictMonitor
+from harness.mocks import ProviderMocks, StrictMonitor
 
 LONG = "x" * 256
 

@@ -17,8 +17,9 @@ import pytest
 
 from tests.conftest import ROOT, program_run
 from tools import plan as planmod
-from tools.plan import (ATTACHMENT, INSTANCE, LISTENER, LOAD_BALANCER, RULE_TYPES, SECURITY_GROUP, STACK_TYPE, Stack, build_tree,
-                        collapse, count_lines, reach_lines, render_tree, topology)
+from tools.plan_picture import topology
+from tools.plan_reach import ATTACHMENT, INSTANCE, LISTENER, LOAD_BALANCER, RULE_TYPES, SECURITY_GROUP, Stack, reach_lines
+from tools.plan_tree import STACK_TYPE, build_tree, collapse, count_lines, render_tree
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -12,9 +12,9 @@ import re
 
 import pytest
 
+from harness.program import STAND_IN_TOKEN
 from tests.conftest import program_run
 from tools import changes, plan
-from tools.program import STAND_IN_TOKEN
 
 
 def preview(*sets: str) -> str:

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from components import render
+from harness.nginxconf import parse_text
 from tests.conftest import program_run
 from tests.helpers import cert, command, instance_records, instances, sans, spec, spec_file
 from tools.benchmark import SG_RULES_QUOTA, max_rules
-from tools.nginxconf import parse_text
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"

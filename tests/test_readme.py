@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from components.settings import declared_keys
+from harness.program import PROJECT_DIR, stack_config, stack_file
 from tests.conftest import program_run
 from tools import rehearse
-from tools.program import PROJECT_DIR, stack_config, stack_file
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -172,7 +172,7 @@ def test_the_offline_tools_are_written_one_way():
     """Guards against `python -m tools.x` (fails outside the venv) or other spellings next to the working one, in
     the docs and in the tools' own --help texts."""
     texts = dict(DOCS)
-    texts.update({path: path.read_text() for path in (ROOT / "tools").glob("*.py")})
+    texts.update({path: path.read_text() for folder in ("tools", "harness") for path in (ROOT / folder).rglob("*.py")})
     for path, text in texts.items():
         for match in re.finditer(r"([\w./$~-]*)python3? -m tools\.", text):
             assert match.group(1) == "venv/bin/", f"{_name(path)}: {match.group(0)!r}, not venv/bin/python -m tools."

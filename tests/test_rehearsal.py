@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from components import render
+from harness.nginxconf import nginx_binary, on_free_ports, without_wallarm
 from tests.helpers import rogue_pair
-from tools.nginxconf import nginx_binary, on_free_ports, without_wallarm
 from tools.rehearse import main, rehearse
 
 
@@ -315,7 +315,7 @@ def test_a_client_outside_client_cidrs_is_refused(tmp_path):
 @needs_root
 def test_without_the_firewall_the_outside_client_gets_through(tmp_path, monkeypatch):
     """Guards against an outside-client check that passes whatever the firewall does."""
-    from tools import lbstandin
+    from harness import lbstandin
     monkeypatch.setattr(lbstandin, "nft_ruleset", lambda *a: ("table inet rehearsal {}\n", ["nothing"]))
     report = rehearse("dev", {"clientCidrs": ["203.0.113.0/24"]}, tmp_path)
     assert any("a client outside clientCidrs (198.18.0.77) reached the application" in f
@@ -334,9 +334,9 @@ def test_without_root_the_report_says_what_was_not_exercised(tmp_path):
 
 def test_the_haproxy_config_follows_the_declarations():
     """Guards against a load balancer stand-in with ports of its own instead of the program's."""
-    from tools.lbstandin import Layout, declared, haproxy_config
-    from tools.mocks import ProviderMocks
-    from tools.program import run_program, stack_config
+    from harness.lbstandin import Layout, declared, haproxy_config
+    from harness.mocks import ProviderMocks
+    from harness.program import run_program, stack_config
     run = run_program(stack_config("dev", healthCheckPort=9090, tlsCertificateArn=TLS_ARN),
                       mocks=ProviderMocks(loopback=True, loopback_net=9))
     assert run.error is None, run.error

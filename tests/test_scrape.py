@@ -9,7 +9,7 @@ import random
 import pytest
 
 from components import telemetry
-from tools import scrape
+from harness import scrape
 from tools.rehearse import rehearse
 
 

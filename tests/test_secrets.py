@@ -8,8 +8,8 @@ from typing import Any, Iterator
 import pulumi
 import pytest
 
-from tools.mocks import SECRET_SIG
-from tools.program import STAND_IN_TOKEN, run_program, stack_config
+from harness.mocks import SECRET_SIG
+from harness.program import STAND_IN_TOKEN, run_program, stack_config
 
 EXISTING_PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAExistingKeyMaterialXYZ\n-----END OPENSSH PRIVATE KEY-----\n"
 EXISTING_PUBLIC = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExistingPublicKey me@laptop"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from components.settings import SECRET_KEYS, SettingsError, declared_keys
-from tools.mocks import ProviderMocks
-from tools.program import PROJECT, run_program, stack_config
+from harness.mocks import ProviderMocks
+from harness.program import PROJECT, run_program, stack_config
 
 TLS_ARN = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from components.settings import SettingsError
-from tools.program import run_program, stack_config
+from harness.program import run_program, stack_config
 
 SIXTY_SLASH_8 = [f"{i}.0.0.0/8" for i in range(11, 71)]
 

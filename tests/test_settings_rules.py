@@ -10,7 +10,7 @@ from components import settings
 from components.settings import cross, rules, validate
 from components.settings.model import Errors, InstanceShape, SettingsError, declared_keys
 from components.settings.reader import parse
-from tools.program import PROJECT, STAND_IN_TOKEN, run_program, stack_config
+from harness.program import PROJECT, STAND_IN_TOKEN, run_program, stack_config
 
 SHAPES = {"m6i.large": (8.0, ["x86_64"]), "c6i.large": (4.0, ["x86_64"]), "t4g.nano": (0.5, ["arm64"]),
           "t3.large": (8.0, ["x86_64"]), "t3.medium": (4.0, ["x86_64"]), "c7g.large": (4.0, ["arm64"])}

@@ -12,9 +12,9 @@ from typing import Optional
 import pytest
 
 from components import render
+from harness.tlsprobe import Result, StandIn, connect, diagnose
 from tests.conftest import program_run
 from tests.helpers import rogue_pair, spec, spec_file
-from tools.tlsprobe import Result, StandIn, connect, diagnose
 
 
 @pytest.fixture(scope="module")

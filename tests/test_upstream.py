@@ -12,12 +12,11 @@ from hypothesis import given, strategies as st
 from components.firewall import WORLD, upstream_target
 from components.settings import SettingsError, literal_address
 from components.settings.upstream import upstream
+from harness.program import run_program, stack_config
 
 
 def _upstream(value):
     return upstream("protectedUpstream", value)
-
-from tools.program import run_program, stack_config
 
 # (value, words the refusal must contain): every spelling from issue 12, and the IPv6 metadata address.
 INTERNAL = [

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from components import render
-from tools.sandbox import Sandbox
+from harness.sandbox import Sandbox
 
 HOSTS = """\
 # a hosts-format fixture: what the node's resolver answers

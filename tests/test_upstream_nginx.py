@@ -1,6 +1,6 @@
 """The proxying server as a real NGINX (Debian's) runs it: how request paths map onto protectedUpstream's path,
 and how an https:// application is verified. NGINX runs on loopback ports from the rendered file (Wallarm
-directives set aside, as tools/nginxconf.py does for `nginx -t`); an application stand-in records what arrives."""
+directives set aside, as harness/nginxconf.py does for `nginx -t`); an application stand-in records what arrives."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Optional
 import pytest
 
 from components import render
-from tools.nginxconf import nginx_binary, without_wallarm
+from harness.nginxconf import nginx_binary, without_wallarm
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/nginx").exists() and not shutil.which("nginx"),
                                 reason="Debian's nginx is not installed (apt-get install nginx-light)")

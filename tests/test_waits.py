@@ -19,9 +19,9 @@ from pulumi.dynamic.config import Config
 from pulumi.dynamic.dynamic import serialize_provider
 
 from components import awsconfig, waits
+from harness.program import run_program, stack_config
 from tests.conftest import program_run
 from tests.test_changes import changed
-from tools.program import run_program, stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 ARN = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/entrypoint-http/0123456789abcdef"

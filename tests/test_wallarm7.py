@@ -13,13 +13,13 @@ import yaml
 
 from components import render, telemetry, versions
 from components.settings import SettingsError
+from harness import scrape
+from harness.program import run_program, stack_config
+from harness.sandbox import Sandbox
 from tests.conftest import program_run
 from tests.helpers import command, instances
 from tests.test_monitoring import validator
 from tests.test_ordering import closure
-from tools import scrape
-from tools.program import run_program, stack_config
-from tools.sandbox import Sandbox
 
 HEALTH = Path(__file__).resolve().parent.parent / "scripts" / "health-check.sh"
 

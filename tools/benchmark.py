@@ -28,7 +28,7 @@ import sys
 import time
 from collections import Counter
 
-from tools.program import run_program, stack_config
+from harness.program import run_program, stack_config
 
 SG_RULES_QUOTA = 60
 RATIO_LIMIT = 1.15

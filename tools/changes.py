@@ -4,8 +4,8 @@
 
 Runs the program twice in one process: on the base (the program and the stack file as committed at REF, default
 HEAD, unpacked with `git archive` into a temporary directory) and on the working tree with the --set overrides.
-The harness (tools/) is today's for both, so only the program's and the stack's differences show. Within one
-process the mocks keep a TLS resource's outputs for equal inputs, as state keeps them (tools/mocks.py), and give
+The harness (harness/) is today's for both, so only the program's and the stack's differences show. Within one
+process the mocks keep a TLS resource's outputs for equal inputs, as state keeps them (harness/mocks.py), and give
 addresses from names, so equal inputs give equal outputs: no certificate or address noise.
 
 Then it compares the two runs resource by resource (URN), as the engine compares the program's inputs with the
@@ -33,8 +33,8 @@ from typing import Any, Iterator, Optional
 import pulumi
 
 from components import settings
-from tools.mocks import SECRET_SIG, Recorded
-from tools.program import PROJECT_DIR, Run, run_program, stack_config, stack_file
+from harness.mocks import SECRET_SIG, Recorded
+from harness.program import PROJECT_DIR, Run, run_program, stack_config, stack_file
 
 STEPS = ("command:remote:Command", "command:remote:CopyToRemote")
 LOCAL_STEPS = ("command:local:Command",)

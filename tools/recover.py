@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Optional
 
-from tools.program import run_program, stack_config
+from harness.program import run_program, stack_config
 
 INSTANCE = "aws:ec2/instance:Instance"
 

@@ -12,8 +12,8 @@
    that the NGINX file names, verifying the server certificate against the address it connects to.
 5. Runs each node's health check against a status service that reports the failed connections as tnt_errors.
 6. Scrapes stand-ins of Wallarm's metrics endpoints with the targets of each node's rendered CloudWatch agent
-   configuration (tools/scrape.py) and lists what it got.
-7. Puts a load balancer stand-in (HAProxy, tools/lbstandin.py) generated from the declared listeners, target groups
+   configuration (harness/scrape.py) and lists what it got.
+7. Puts a load balancer stand-in (HAProxy, harness/lbstandin.py) generated from the declared listeners, target groups
    and attachments in front of real NGINX servers run from each node's NGINX file, with health checks as AWS sends
    them (intervals scaled down, the factor printed), and sends requests and the test attack through every listener
    to an application stand-in that records what arrives. As root, in a network namespace of its own: client
@@ -45,13 +45,13 @@ from typing import Any, Callable, Optional
 import yaml
 
 from components import render
-from tools.nginxconf import STAND_IN_ADDRESS, nginx_test, parse_text, resolved_on_node
-from tools.lbstandin import Traffic
-from tools.mocks import ProviderMocks
-from tools.program import Run, StackFileError, run_program, stack_config
-from tools.scrape import check_hosts as scrape_metrics
-from tools.sandbox import Sandbox, replay
-from tools.tlsprobe import StandIn, connect, connect_plain, diagnose
+from harness.lbstandin import Traffic
+from harness.mocks import ProviderMocks
+from harness.nginxconf import STAND_IN_ADDRESS, nginx_test, parse_text, resolved_on_node
+from harness.program import Run, StackFileError, run_program, stack_config
+from harness.sandbox import Sandbox, replay
+from harness.scrape import check_hosts as scrape_metrics
+from harness.tlsprobe import StandIn, connect, connect_plain, diagnose
 
 PARALLEL_HOSTS = 8
 SENTINEL_PORT = 64999
@@ -358,7 +358,7 @@ def _rehearse(stack: str, overrides: Optional[dict], workdir: Optional[Path], ta
 
         with ThreadPoolExecutor(max_workers=PARALLEL_HOSTS) as pool:
             list(pool.map(check, [h for h in f_hosts if applied[h]]))
-        # Wallarm's metrics endpoints, scraped with each node's rendered agent configuration (tools/scrape.py).
+        # Wallarm's metrics endpoints, scraped with each node's rendered agent configuration (harness/scrape.py).
         scrape_metrics(run, [h for h in pa_hosts + f_hosts if applied[h]], addresses,
                        {h: sandboxes[h].state for h in sandboxes}, report.row, report.fail)
         traffic = Traffic(run, sandboxes, [h for h in f_hosts if applied[h]], report, net, privileged)

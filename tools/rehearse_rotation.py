@@ -25,9 +25,9 @@ from typing import Optional
 import yaml
 
 from components import render
-from tools.nginxconf import parse_text
+from harness.nginxconf import parse_text
+from harness.tlsprobe import Result, StandIn, connect
 from tools.rehearse import Report, rehearse
-from tools.tlsprobe import Result, StandIn, connect
 
 ROTATION = [("before", {}), ("prepare", {"caRotation": "prepare"}), ("switch", {"caRotation": "switch"}),
             ("finish", {"caGeneration": 2, "caRotation": "none"})]

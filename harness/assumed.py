@@ -1,13 +1,13 @@
 """What the mocks answer for facts that only AWS knows, taken from the stack's settings or assumed, and said.
 
 Offline there is no DescribeAvailabilityZones, DescribeInstanceTypeOfferings, DescribeVpcs or DescribeSubnets. The
-mocks (tools/mocks.py) answer them from here:
+mocks (harness/mocks.py) answer them from here:
 - the region is the stack's aws:region (the settings refuse a missing or unknown one before anything is asked);
 - its zones: eu-central-1's three (the example region, table below), any other region's invented as <region>a, b, ...,
   as many as availabilityZoneCount asks (at least three);
-- every zone offers every instance type, except the table of tools/mocks.py (NOT_OFFERED, eu-central-1 only), which
+- every zone offers every instance type, except the table of harness/mocks.py (NOT_OFFERED, eu-central-1 only), which
   proves that placement follows the offers;
-- an existing VPC's CIDR and subnets: the example's IDs (examples/Pulumi.prod.yaml) from the table of tools/mocks.py;
+- an existing VPC's CIDR and subnets: the example's IDs (examples/Pulumi.prod.yaml) from the table of harness/mocks.py;
   any other vpcId is the stack's, with vpcCidr as its CIDR, and the subnets it lists are in it, the public ones one
   per zone in list order and the private ones spread the same way.
 Each answer that was not the stack's own setting is noted once in `notes`, which tools.plan and tools.rehearse print

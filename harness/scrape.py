@@ -9,7 +9,7 @@ in the rehearsal, so a target's host (127.0.0.8, 127.0.0.1, localhost: the node 
 address; its port is shifted by PORT_SHIFT, so that an ordinary user may bind it. Path, query and port otherwise
 come from the rendered configuration: a wrong one finds no stand-in and fails, and so does a metric the agent's
 EMF declarations select that the endpoint does not serve (the agent would publish nothing under that name).
-The filtering status reports the counters the health check's test attack left (tools/sandbox/bin/curl's state).
+The filtering status reports the counters the health check's test attack left (harness/sandbox/bin/curl's state).
 Wallarm 7.x adds wd's aggregated endpoint at 127.0.0.1:9445/metrics on every node (the groups above, plus go_* and
 process_* series of its own; docs/latest/admin-en/nginx-node-metrics.md): a 7.x configuration scrapes that.
 """

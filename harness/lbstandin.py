@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from components import render
-from tools.nginxconf import nginx_binary, without_wallarm
+from harness.nginxconf import nginx_binary, without_wallarm
 
 SCALE = 20
 """AWS's health-check intervals and timeouts are divided by this (10 s -> 0.5 s)."""
@@ -187,7 +187,7 @@ def _in_any(address: str, cidrs: list[str]) -> bool:
 def vpc_cidr(run) -> str:
     """The VPC's range, where the load balancer's own address lies: the new VPC's cidrBlock, or the existing one's
     (as the mocks answer aws:ec2/getVpc)."""
-    from tools.mocks import EXISTING_VPC_CIDR
+    from harness.mocks import EXISTING_VPC_CIDR
     vpcs = run.mocks.of_type("awsx:ec2:Vpc")
     return vpcs[0].inputs.get("cidrBlock") if vpcs and vpcs[0].inputs.get("cidrBlock") else EXISTING_VPC_CIDR
 

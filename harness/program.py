@@ -20,7 +20,7 @@ import pulumi
 import yaml
 
 from components import settings
-from tools.mocks import ProviderMocks, StrictMonitor
+from harness.mocks import ProviderMocks, StrictMonitor
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["name"]

@@ -20,12 +20,15 @@ import sys
 from pathlib import Path
 from typing import Optional, Union
 
-from tools.mocks import ProviderMocks
+from components.host import SCRIPT_MODULES
+from harness.mocks import ProviderMocks
 
 HERE = Path(__file__).resolve().parent
 STUB_BIN = HERE / "bin"
 STUB_INSTALLER = HERE / "wallarm-installer.sh"
 SCRIPTS = HERE.parent.parent / "scripts"
+# What the configure step runs, as every role uploads it: apply_spec.py and the modules it imports from beside it.
+APPLY_FILES = ("apply_spec.py", *SCRIPT_MODULES["apply_spec.py"])
 STATE_DIR = "var/lib/wallarm-deploy"
 TEMP_PREFIX = ".wallarm-deploy-"
 UNIT_CONFIG = {"wallarm.service": "opt/wallarm", "nginx": "etc/nginx"}
@@ -99,11 +102,21 @@ class Sandbox:
 
     # ------------------------------------------------------------ direct runs and inspection
 
+    def staged_apply(self) -> Path:
+        """apply_spec.py staged with what it imports (APPLY_FILES) in a directory of their own, as a host gets them;
+        outside the root, so that the staging directory is no managed root here."""
+        stage = self.base / "staged"
+        if not stage.exists():
+            stage.mkdir()
+            for name in APPLY_FILES:
+                shutil.copyfile(SCRIPTS / name, stage / name)
+        return stage / "apply_spec.py"
+
     def apply(self, spec: Union[dict, str, bytes], timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
-        """scripts/apply_spec.py with `spec` on stdin (a dict is dumped as JSON), as root, in this sandbox."""
+        """apply_spec.py (staged) with `spec` on stdin (a dict is dumped as JSON), as root, in this sandbox."""
         data = json.dumps(spec).encode() if isinstance(spec, dict) else (
             spec.encode() if isinstance(spec, str) else spec)
-        return subprocess.run([sys.executable, str(SCRIPTS / "apply_spec.py")], input=data, capture_output=True,
+        return subprocess.run([sys.executable, str(self.staged_apply())], input=data, capture_output=True,
                               env=self.env(**env), cwd=self.home, timeout=timeout)
 
     def install(self, mode: str) -> None:

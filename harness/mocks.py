@@ -8,7 +8,7 @@
 - Command stdout/stderr are secret outputs, as `additional_secret_outputs` makes them for real.
 - Invokes answer what the program looks up: instance types (memory, architecture; unknown types fail as
   AWS does), the default VPC, its subnets, AMIs.
-- The engine's and AWS's refusals (tools/aws_rules.py): a duplicate URN, a description AWS would refuse, a load
+- The engine's and AWS's refusals (harness/aws_rules.py): a duplicate URN, a description AWS would refuse, a load
   balancer name over 32 characters, ... fail the program here as they would fail `pulumi up`.
 Like a stack's state, a TLS resource whose name and inputs did not change keeps its outputs across runs in one
 process (a real `pulumi up` does not re-key an unchanged stack), so a test can change one setting and see only
@@ -35,8 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tools import aws_rules
-from tools.assumed import OfflineFacts
+from harness import aws_rules
+from harness.assumed import OfflineFacts
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 # (type, name, inputs) -> (outputs, {private key PEM: key object} it made): what state keeps between runs.
@@ -64,7 +64,7 @@ INSTANCE_TYPES = {
 }
 REGION = "eu-central-1"
 ZONES = [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
-# Any other region, an existing VPC's other IDs: from the stack's settings or assumed (tools/assumed.py).
+# Any other region, an existing VPC's other IDs: from the stack's settings or assumed (harness/assumed.py).
 # Types some zones do not offer (as aws:ec2/getInstanceTypeOfferings answers), to prove placement follows offers.
 NOT_OFFERED = {"c7g.large": {f"{REGION}c"}, "m8g.large": {f"{REGION}a", f"{REGION}b", f"{REGION}c"}}
 EXISTING_VPC = "vpc-0a1b2c3d4e5f60718"
@@ -205,7 +205,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
         self.facts = OfflineFacts()
 
     def learn(self, config: dict) -> None:
-        """The stack's settings, for what only AWS knows (its region's zones, an existing VPC): tools/assumed.py."""
+        """The stack's settings, for what only AWS knows (its region's zones, an existing VPC): harness/assumed.py."""
         self.facts = OfflineFacts(config)
 
     @property
@@ -434,7 +434,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
                 # The settings refuse a name that is no EC2 type (components/lookups.py) before asking: what reaches
                 # here is real (or newer than the SDK), and only its size is unknown offline.
                 return {}, [("instanceType", f"size unknown offline: {a['instanceType']} is not in the offline size "
-                                             "table of tools/mocks.py, so its memory and architecture cannot be told "
+                                             "table of harness/mocks.py, so its memory and architecture cannot be told "
                                              "here (AWS tells them at deploy); plan with a listed type, or add it")]
             memory, arches = INSTANCE_TYPES[a["instanceType"]]
             return {"instanceType": a["instanceType"], "memorySize": memory, "supportedArchitectures": arches}, []

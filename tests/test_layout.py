@@ -1,0 +1,32 @@
+"""The house sorted by who uses each part: the commands users run (tools/) stand on the offline harness (harness/),
+never the reverse, and the program itself (components/, __main__.py) knows neither."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imported(path: Path) -> set[str]:
+    """The top-level packages a module imports, wherever the import statement is."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_harness_imports_no_command_and_the_program_neither():
+    """Guards against a harness module that needs a user command (the layers would be circular) and a program that
+    needs the harness or a command to run under the engine."""
+    layers = {"harness": {"tools", "tests"}, "components": {"tools", "harness", "tests"}}
+    paths = [(layer, p) for layer in layers for p in sorted((ROOT / layer).rglob("*.py"))]
+    paths.append(("components", ROOT / "__main__.py"))
+    assert len(paths) > 10
+    for layer, path in paths:
+        wrong = _imported(path) & layers[layer]
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
