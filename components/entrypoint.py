@@ -27,8 +27,8 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components import waits
-from components.render import HEALTH_PATH
+from . import waits
+from .render import HEALTH_PATH
 
 TRAFFIC_PORT = 80
 TLS_LISTENER_PORT = 443

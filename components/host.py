@@ -35,11 +35,11 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 from pulumi_command import local, remote
 
-from components import cloudinit, render
-from components.settings import InstanceShape, Settings
+from . import cloudinit, render
+from .settings import InstanceShape, Settings
 
 if TYPE_CHECKING:
-    from components.pki import Pki
+    from .pki import Pki
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 STAGE_DIR = "wallarm-deploy"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi_aws as aws
 
-from components.settings import Settings
+from .settings import Settings
 
 # Official image owners and name patterns, per OS and installer architecture.
 IMAGES = {

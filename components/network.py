@@ -19,8 +19,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
 
-from components.host import Placement
-from components.settings import Settings, SettingsError
+from .host import Placement
+from .settings import Settings, SettingsError
 
 
 @dataclasses.dataclass(frozen=True)

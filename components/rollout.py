@@ -34,9 +34,9 @@ from typing import Optional, Sequence
 import pulumi
 from pulumi_command import local
 
-from components.entrypoint import EntryPoint
-from components.filtering import FilteringNode
-from components.postanalytics import Postanalytics
+from .entrypoint import EntryPoint
+from .filtering import FilteringNode
+from .postanalytics import Postanalytics
 
 
 def wire(postanalytics: Sequence[Postanalytics], filtering: Sequence[FilteringNode],

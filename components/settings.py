@@ -23,12 +23,12 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from components import awsfacts
+from . import awsfacts
 
-from components import awsconfig
-from components.pki import ROTATIONS
+from . import awsconfig
+from .pki import ROTATIONS
 
-from components import versions
+from . import versions
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
@@ -803,7 +803,7 @@ def _port_collisions(health: Optional[int], proxy_health: Optional[int], tls_lis
                      wstore: Optional[int], wstore_tls: Optional[int]) -> list[SettingsError]:
     """A health port must be a port of its own: NGINX cannot listen twice on one port with and without the PROXY
     protocol, and two rules or servers of one port collide."""
-    from components.entrypoint import TLS_TARGET_PORT, TRAFFIC_PORT
+    from .entrypoint import TLS_TARGET_PORT, TRAFFIC_PORT
 
     taken = {TRAFFIC_PORT: "the HTTP traffic port", SSH_PORT: "SSH"}
     if tls_listener:
@@ -842,8 +842,8 @@ def _elastic_ips(nat: str, az_count: int, jump_host: bool) -> None:
 def firewall_args(s: Settings, vpc_id: Any = ""):
     """The firewall's arguments, from the settings: the one place that turns settings into rules, used by the
     program and by the quota check below (before any resource)."""
-    from components.entrypoint import target_groups
-    from components.firewall import FirewallArgs, wstore_listeners
+    from .entrypoint import target_groups
+    from .firewall import FirewallArgs, wstore_listeners
 
     groups = target_groups(s.tls_certificate_arn is not None, s.health_check_port, s.health_check_proxy_port)
     return FirewallArgs(
@@ -857,7 +857,7 @@ def firewall_args(s: Settings, vpc_id: Any = ""):
 def _rules_per_group(s: Settings) -> list[str]:
     """Each security group's inbound and outbound rules (as the firewall declares them, CIDR lists folded) against
     AWS's default quota; a refusal names the settings whose ranges fill the group."""
-    from components.firewall import GROUPS, Group, fold, rules
+    from .firewall import GROUPS, Group, fold, rules
 
     table = rules(firewall_args(s))
     lists = {"clientCidrs": fold(s.client_cidrs), "sshAllowedCidrs": fold(s.ssh_allowed_cidrs),

@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from components import versions
+from . import versions
 
 NAMESPACE = "Wallarm"
 AGENT_DIR = "/opt/aws/amazon-cloudwatch-agent/etc"

@@ -34,7 +34,7 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 from pulumi import dynamic
 
-from components.awsconfig import aws_settings, session, unhonoured
+from .awsconfig import aws_settings, session, unhonoured
 
 POLL_SECONDS = 15
 """How often the waiters ask (the AWS CLI's own delay)."""
