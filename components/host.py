@@ -27,7 +27,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import pulumi
@@ -35,13 +34,13 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 from pulumi_command import local, remote
 
-from . import cloudinit, render
+from . import bundled, cloudinit, render
 from .settings import InstanceShape, Settings
 
 if TYPE_CHECKING:
     from .pki import Pki
 
-SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+SCRIPTS_DIR = bundled.SCRIPTS_DIR
 STAGE_DIR = "wallarm-deploy"
 STEP_TIMEOUT = pulumi.CustomTimeouts(create="40m", update="40m")
 # Dials of a step whose host already answered SSH (its `-sshd` wait): enough for an sshd restart at boot, few

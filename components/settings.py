@@ -29,8 +29,9 @@ from . import awsconfig
 from .pki import ROTATIONS
 
 from . import versions
+from . import bundled
 
-PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+PROJECT_FILE = bundled.PROJECT_FILE
 
 CLOUDS = ("US", "EU", "ME")
 TOKEN_TYPES = ("api", "node")
