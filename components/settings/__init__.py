@@ -15,7 +15,7 @@ import json
 import re
 import socket
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
 import pulumi
@@ -23,13 +23,13 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from . import awsfacts
+from .. import awsfacts
 
-from . import awsconfig
-from .pki import ROTATIONS
+from .. import awsconfig
+from ..pki import ROTATIONS
 
-from . import versions
-from . import bundled
+from .. import versions
+from .. import bundled
 
 PROJECT_FILE = bundled.PROJECT_FILE
 
@@ -271,10 +271,38 @@ class _Reader:
     def given(self, key: str) -> bool:
         return key in self.raw and self.raw[key] not in (None, "")
 
+    def typed(self, errors: _Errors) -> tuple[dict[str, Any], set[str]]:
+        """The stack's values of declared keys, parsed by their declared type, and the keys whose value is not
+        (their error recorded). The token stays a string of its own (load passes it apart)."""
+        values: dict[str, Any] = {}
+        failed: set[str] = set()
+        for key, decl in self.decls.items():
+            if key == "wallarmToken" or not self.given(key):
+                continue
+            try:
+                values[key] = _parse(key, decl, self.raw[key])
+            except SettingsError as exc:
+                errors.add(exc)
+                failed.add(key)
+        return values, failed
+
+
+class _Values:
+    """Typed values of declared keys: the given ones, else the declared defaults."""
+
+    def __init__(self, decls: dict[str, dict], given: dict[str, Any], failed: set[str]):
+        self.decls, self.values, self.failed = decls, given, failed
+
+    def given(self, key: str) -> bool:
+        return key in self.values or key in self.failed
+
     def value(self, key: str) -> Any:
+        """None for a key whose value is refused already (its own line)."""
         decl = self.decls[key]
-        if self.given(key):
-            return _parse(key, decl, self.raw[key])
+        if key in self.failed:
+            return None
+        if key in self.values:
+            return self.values[key]
         if "default" in decl:
             return _parse(key, decl, decl["default"])
         what = decl.get("description", "").split(". ")[0].rstrip(".")
@@ -598,13 +626,67 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         config = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     e = _Errors()
     r = _Reader(project, declared_keys(), config, e)
-    e.take(_region, config.get("aws:region") or "")
+    values, failed = r.typed(e)
+    return _validate(values, failed, e, project=project, stack=pulumi.get_stack(),
+                     region=config.get("aws:region") or "", wallarm_token=r.raw.get("wallarmToken") or None,
+                     ssh_private_key=values.pop("sshPrivateKey", None), lookup=lookup, aws_config=config)
+
+
+def from_values(values: Mapping[str, Any], *, project: str, stack: str, region: str,
+                wallarm_token: pulumi.Input[str], ssh_private_key: Optional[pulumi.Input[str]] = None,
+                lookup: ShapeLookup = aws_instance_shape) -> Settings:
+    """Validates settings given as values rather than read from a stack: keyed by the keys of Pulumi.yaml
+    (camelCase), already typed (int, bool, list of str, str; None for unset), a missing key taking its declared
+    default. The secrets come apart: a wallarm_token that is a plain str is checked as the stack's is, an Output
+    cannot be read before resources and is taken as it is. Raises SettingsError listing every wrong value."""
+    e = _Errors()
+    decls = declared_keys()
+    given: dict[str, Any] = {}
+    failed: set[str] = set()
+    for key, value in values.items():
+        if key in SECRET_KEYS:
+            arg = "wallarm_token" if key == "wallarmToken" else "ssh_private_key"
+            e.add(SettingsError(f"{key} is among the values (not shown): pass it as {arg}, a secret, instead."))
+        elif key not in decls:
+            e.add(_fail(key, value, "it is not a setting of this program" + _did_you_mean(key, decls, "")))
+        elif value is not None and value != "":
+            try:
+                given[key] = _typed(key, decls[key], value)
+            except SettingsError as exc:
+                e.add(exc)
+                failed.add(key)
+    return _validate(given, failed, e, project=project, stack=stack, region=region, wallarm_token=wallarm_token,
+                     ssh_private_key=ssh_private_key, lookup=lookup, aws_config={})
+
+
+def _typed(key: str, decl: dict, value: Any) -> Any:
+    """A value given already typed, checked against its declared type (the sentences _parse says of a stack's)."""
+    kind = decl.get("type", "string")
+    if kind == "string" and not isinstance(value, str):
+        raise _fail(key, value, "it must be a string")
+    if kind == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _fail(key, value, "it must be a whole number")
+    if kind == "boolean" and not isinstance(value, bool):
+        raise _fail(key, value, "it must be true or false")
+    if kind == "array":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise _fail(key, value, "it must be a list of strings, such as [\"10.0.0.0/16\"]")
+        value = list(value)
+    return _parse(key, decl, value)
+
+
+def _validate(given: dict[str, Any], failed: set[str], e: "_Errors", *, project: str, stack: str, region: str,
+              wallarm_token: Any, ssh_private_key: Any, lookup: ShapeLookup, aws_config: Mapping[str, Any]) -> Settings:
+    """The one validation of every value, whether read from a stack or given: `given` holds the typed values set,
+    `failed` the keys whose value is already refused (skipped here), any other key takes its declared default."""
+    r = _Values(declared_keys(), given, failed)
+    e.take(_region, region)
     v = lambda key: e.take(r.value, key)  # noqa: E731 - one value, its error recorded
 
-    token = r.raw.get("wallarmToken")
-    if not token:
+    token = wallarm_token
+    if token is None or token == "":
         e.add(_fail("wallarmToken", None, "it is required, set it with `pulumi config set --secret wallarmToken <token>`"))
-    elif not re.fullmatch(r"[A-Za-z0-9+/=._:-]{16,}", token):
+    elif isinstance(token, str) and not re.fullmatch(r"[A-Za-z0-9+/=._:-]{16,}", token):
         e.add(_fail("wallarmToken", "(secret)", "a Wallarm token is one line of at least 16 letters, digits or +/=._:-"))
     cloud = e.take(_one_of, "wallarmCloud", v("wallarmCloud"), CLOUDS)
     token_type = e.take(_one_of, "wallarmTokenType", v("wallarmTokenType"), TOKEN_TYPES)
@@ -658,14 +740,14 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
                                                "set caRotation none"))
 
     ssh_public = r.optional("sshPublicKey")
-    ssh_private_raw = r.optional("sshPrivateKey")
+    ssh_private_raw = ssh_private_key if ssh_private_key != "" else None
     if (ssh_public is None) != (ssh_private_raw is None):
         missing = "sshPrivateKey" if ssh_public else "sshPublicKey"
         e.add(_fail(missing, None, "sshPublicKey and sshPrivateKey go together; set both, or neither to have a key pair generated"))
     elif ssh_public is not None:
         e.take(_matching, "sshPublicKey", ssh_public.strip(), r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?",
                "it must be one OpenSSH public key line, such as 'ssh-ed25519 AAAA... me@host'")
-        if "PRIVATE KEY" not in ssh_private_raw:
+        if isinstance(ssh_private_raw, str) and "PRIVATE KEY" not in ssh_private_raw:
             e.add(_fail("sshPrivateKey", "(secret)", "it must be a PEM or OpenSSH private key"))
 
     os_name = e.take(_one_of, "os", v("os"), OPERATING_SYSTEMS)
@@ -697,7 +779,6 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     if certificate is not None and e.take(
             _matching, "tlsCertificateArn", certificate, r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}",
             "it must be an ACM certificate ARN, such as arn:aws:acm:eu-central-1:123456789012:certificate/<uuid>"):
-        region = config.get("aws:region")
         if region and certificate.split(":")[3] != region:
             e.add(_fail("tlsCertificateArn", certificate, f"a load balancer takes an ACM certificate of its own region "
                                                           f"({region}); request or import one there"))
@@ -746,7 +827,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
             "the fleet in steps.")
     settings = Settings(
         project=project,
-        stack=pulumi.get_stack(),
+        stack=stack,
         wallarm_cloud=cloud,
         wallarm_token=pulumi.Output.secret(token),
         wallarm_token_type=token_type,
@@ -774,7 +855,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         external_filtering_cidrs=external,
         ssh_allowed_cidrs=ssh,
         ssh_public_key=ssh_public.strip() if ssh_public else None,
-        ssh_private_key=pulumi.Output.secret(ssh_private_raw) if ssh_private_raw else None,
+        ssh_private_key=pulumi.Output.secret(ssh_private_raw) if ssh_private_raw is not None else None,
         os=os_name,
         ami_id=ami,
         jump_host_ami_id=jump_ami,
@@ -790,7 +871,7 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
         health_check_proxy_port=proxy_health_port,
         load_balancer_internal=bool(values["internal"]),
         deregistration_delay=values["delay"],
-        wait_for_target_health=_waits_honour_aws(bool(values["wait"]), config),
+        wait_for_target_health=_waits_honour_aws(bool(values["wait"]), aws_config),
         root_volume_gb=values["root"],
         monitoring=monitoring,
     )
@@ -804,7 +885,7 @@ def _port_collisions(health: Optional[int], proxy_health: Optional[int], tls_lis
                      wstore: Optional[int], wstore_tls: Optional[int]) -> list[SettingsError]:
     """A health port must be a port of its own: NGINX cannot listen twice on one port with and without the PROXY
     protocol, and two rules or servers of one port collide."""
-    from .entrypoint import TLS_TARGET_PORT, TRAFFIC_PORT
+    from ..entrypoint import TLS_TARGET_PORT, TRAFFIC_PORT
 
     taken = {TRAFFIC_PORT: "the HTTP traffic port", SSH_PORT: "SSH"}
     if tls_listener:
@@ -843,8 +924,8 @@ def _elastic_ips(nat: str, az_count: int, jump_host: bool) -> None:
 def firewall_args(s: Settings, vpc_id: Any = ""):
     """The firewall's arguments, from the settings: the one place that turns settings into rules, used by the
     program and by the quota check below (before any resource)."""
-    from .entrypoint import target_groups
-    from .firewall import FirewallArgs, wstore_listeners
+    from ..entrypoint import target_groups
+    from ..firewall import FirewallArgs, wstore_listeners
 
     groups = target_groups(s.tls_certificate_arn is not None, s.health_check_port, s.health_check_proxy_port)
     return FirewallArgs(
@@ -858,7 +939,7 @@ def firewall_args(s: Settings, vpc_id: Any = ""):
 def _rules_per_group(s: Settings) -> list[str]:
     """Each security group's inbound and outbound rules (as the firewall declares them, CIDR lists folded) against
     AWS's default quota; a refusal names the settings whose ranges fill the group."""
-    from .firewall import GROUPS, Group, fold, rules
+    from ..firewall import GROUPS, Group, fold, rules
 
     table = rules(firewall_args(s))
     lists = {"clientCidrs": fold(s.client_cidrs), "sshAllowedCidrs": fold(s.ssh_allowed_cidrs),
