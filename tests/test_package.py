@@ -212,7 +212,8 @@ def _inferred_schema(installed: Path) -> dict:
     code = ("import json, runpy\n"
             "from pulumi.provider.experimental.component import ComponentProvider\n"
             f"entry = runpy.run_path({str(ROOT / 'provider' / '__main__.py')!r}, run_name='provider')\n"
-            "print(json.dumps(json.loads(ComponentProvider(entry['COMPONENTS'], entry['PACKAGE']).schema)))")
+            "assert issubclass(entry['PROVIDER'], ComponentProvider)\n"
+            "print(json.dumps(json.loads(entry['PROVIDER'](entry['COMPONENTS'], entry['PACKAGE']).schema)))")
     return _run(code, cwd=installed.parent, path=[installed])
 
 
@@ -253,6 +254,53 @@ def test_schema_as_the_provider_host_infers_it(installed):
     assert SCHEMA.is_file(), f"no {SCHEMA.relative_to(ROOT)}: write it with UPDATE_SCHEMA=1 (module docstring)"
     assert json.loads(SCHEMA.read_text()) == schema, (
         "provider/schema.json is not the schema the host infers today: rerun with UPDATE_SCHEMA=1 and commit it")
+
+
+# What the host does with a construct request from a TypeScript or YAML program, under the mocks: the inputs by
+# their schema names (camelCase), the token a secret Output as the engine sends a secret; ComponentProvider maps
+# them to WallarmDeploymentArgs' keys, builds the component and returns its outputs by schema name.
+CONSTRUCT = r"""
+import json, runpy, sys
+sys.path.insert(0, HARNESS)
+import pulumi
+from tools.mocks import ProviderMocks, StrictMonitor
+sys.path.remove(HARNESS)
+entry = runpy.run_path(ENTRY, run_name="provider")
+host = entry["PROVIDER"](entry["COMPONENTS"], entry["PACKAGE"])
+mocks = ProviderMocks()
+config = {"aws:region": "eu-central-1"}
+mocks.learn(config)
+pulumi.runtime.set_mocks(mocks, project="platform-edge-yaml", stack="dev", preview=False, monitor=StrictMonitor(mocks))
+pulumi.runtime.set_all_config(config)
+inputs = {"wallarmCloud": "EU", "wallarmToken": pulumi.Output.secret(TOKEN), "wallarmNodeGroup": "platform-edge",
+          "protectedUpstream": "http://10.0.0.10:8080", "sshAllowedCidrs": ["203.0.113.10/32"],
+          "filteringCount": 2.0, "postanalyticsCount": 1.0}
+state = {}
+
+@pulumi.runtime.test
+def construct():
+    result = host.construct("edge", TYPE, inputs, pulumi.ResourceOptions())
+    names = sorted(result.state)
+    return pulumi.Output.all(*[pulumi.Output.from_input(result.state[n]) for n in names]).apply(
+        lambda values: state.update(zip(names, values)))
+
+construct()
+print(json.dumps({"state": state, "types": sorted({r.typ for r in mocks.resources}),
+                  "instances": len(mocks.of_type("aws:ec2/instance:Instance"))}, default=str))
+"""
+
+
+def test_the_provider_host_constructs_the_component_from_schema_inputs(installed, tmp_path):
+    """A non-Python program's request (camelCase inputs, integers as floats, a secret token) builds the whole tier
+    through the host's own construct, and its outputs come back by their schema names."""
+    token = "ExampleWallarmToken0123456789abcdefXYZ=="
+    code = (f"HARNESS, ENTRY, TOKEN, TYPE = {str(ROOT)!r}, {str(ROOT / 'provider' / '__main__.py')!r}, {token!r}, "
+            f"{TYPE!r}\n" + CONSTRUCT)
+    seen = _run(code, cwd=tmp_path, path=[installed])
+    assert seen["instances"] >= 4, seen  # 2 filtering, 1 postanalytics, the jump host
+    assert seen["state"]["url"].startswith("http://"), seen["state"]
+    assert len(seen["state"]["filteringPrivateIps"]) == 2, seen["state"]
+    assert set(seen["state"]) <= set(json.loads(SCHEMA.read_text())["resources"][TYPE]["properties"])
 
 
 def test_yaml_example_uses_only_inputs_of_the_schema():
