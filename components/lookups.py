@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
+import pulumi
 import pulumi_aws as aws
 
 from .settings import Settings
@@ -16,10 +19,10 @@ IMAGES = {
 }
 
 
-def ami(s: Settings, arch: str, pinned: bool = True) -> str:
+def ami(s: Settings, arch: str, pinned: bool = True, opts: Optional[pulumi.InvokeOptions] = None) -> str:
     """The AMI for an architecture: amiId when set (and `pinned`: the nodes, not the jump host), else the newest
     official image of `os`. A running node keeps its image when a newer one is published (components/host.py);
-    a new machine takes the one named here."""
+    a new machine takes the one named here. opts: the AWS provider to ask (a WallarmDeployment's)."""
     if s.ami_id and pinned:
         return s.ami_id
     owner, names = IMAGES[s.os]
@@ -27,4 +30,4 @@ def ami(s: Settings, arch: str, pinned: bool = True) -> str:
         owners=[owner], most_recent=True,
         filters=[{"name": "name", "values": [names[arch]]}, {"name": "architecture",
                                                             "values": ["arm64" if arch == "aarch64" else "x86_64"]}],
-    ).id
+        opts=opts).id

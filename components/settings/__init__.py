@@ -535,12 +535,14 @@ class LookupFailed(Exception):
 ShapeLookup = Callable[[str], Optional[tuple[float, list[str]]]]
 
 
-def aws_instance_shape(instance_type: str) -> Optional[tuple[float, list[str]]]:
-    """Memory (GiB) and architectures of an EC2 type, from AWS; None when AWS does not know the type."""
+def aws_instance_shape(instance_type: str, opts: Optional[pulumi.InvokeOptions] = None,
+                       ) -> Optional[tuple[float, list[str]]]:
+    """Memory (GiB) and architectures of an EC2 type, from AWS; None when AWS does not know the type.
+    opts: the AWS provider to ask (a WallarmDeployment's); None, the default provider."""
     import pulumi_aws as aws
 
     try:
-        info = aws.ec2.get_instance_type(instance_type=instance_type)
+        info = aws.ec2.get_instance_type(instance_type=instance_type, opts=opts)
     except Exception as exc:  # the provider answers every failure with an error; tell them apart by AWS's code
         text = str(exc).strip()
         if re.search(r"InvalidInstanceType|does not exist|no matching EC2 Instance Type", text):
