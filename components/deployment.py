@@ -32,18 +32,18 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components import lookups, render, rollout, settings
-from components.deploymentargs import WallarmDeploymentArgs, to_values
-from components.entrypoint import TLS_TARGET_PORT, EntryPoint, EntryPointArgs
-from components.filtering import FilteringNode
-from components.firewall import Firewall
-from components.host import NodeArgs
-from components.jumphost import JumpHost
-from components.monitoring import AgentAccess, Monitoring, MonitoringArgs, install_agents
-from components.network import Network, layout
-from components.pki import Pki, PkiArgs
-from components.postanalytics import Postanalytics
-from components.sshkey import SshKey
+from . import lookups, render, rollout, settings
+from .deploymentargs import WallarmDeploymentArgs, to_values
+from .entrypoint import TLS_TARGET_PORT, EntryPoint, EntryPointArgs
+from .filtering import FilteringNode
+from .firewall import Firewall
+from .host import NodeArgs
+from .jumphost import JumpHost
+from .monitoring import AgentAccess, Monitoring, MonitoringArgs, install_agents
+from .network import Network, layout
+from .pki import Pki, PkiArgs
+from .postanalytics import Postanalytics
+from .sshkey import SshKey
 
 TYPE = "wallarm:index:WallarmDeployment"
 
