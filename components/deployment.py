@@ -141,7 +141,7 @@ class WallarmDeployment(pulumi.ComponentResource):
             static.apply(lambda keys: keys and pulumi.log.warn(
                 "the AWS provider given to the WallarmDeployment holds static keys, which the load balancer waits "
                 "cannot be handed: waitForTargetHealth is off for its nodes.", resource=self))
-        return {"region": self.region, "profile": profile, "staticKeys": static}
+        return {"region": self.region, "profile": profile, "staticCredentials": static}
 
     def _create(self, s: settings.Settings, plan, images: dict, jump_image, child: pulumi.ResourceOptions) -> None:
         self.network = network = Network("network", s, plan, child)

@@ -80,3 +80,14 @@ def test_every_resource_is_a_descendant_of_one_deployment():
             chain.append(by_urn[parent].typ)
             parent = by_urn[parent].parent
         assert chain.count(DEPLOYMENT) == 1 and chain[-1] == DEPLOYMENT, f"{r.urn} is not under the WallarmDeployment"
+
+
+def test_the_change_preview_from_549b0eb_shows_only_the_new_component():
+    """Guards against tools.plan --changes comparing bare URNs: a user previewing the upgrade from 549b0eb must see
+    the component created and nothing else (no delete, no replace), as `pulumi preview` would with the aliases."""
+    from tools.changes import preview
+
+    result = preview("dev", ref="549b0eb")
+    assert [(c.op, c.record.typ) for c in result.changes] == [("create", DEPLOYMENT)], \
+        [(c.op, c.record.urn) for c in result.changes][:5]
+    assert "131 unchanged" in "\n".join(result.lines())
