@@ -158,3 +158,34 @@ def test_a_token_given_as_an_output_is_taken_unread():
     assert error is None and seen["url"].startswith("http://"), error
     _, _, error = run_consumer(lambda p: pulumi.ResourceOptions(provider=p), wallarm_token="x")
     assert isinstance(error, settings.SettingsError) and "wallarmToken" in str(error)
+
+
+def test_the_outputs_are_the_stacks_exports():
+    """Guards against a consumer in another language seeing other outputs than the stack exports: the outputs the
+    provider host infers from the component's typed attributes are the export names, and the stack exports them."""
+    from pulumi.provider.experimental.analyzer import Analyzer
+
+    component = Analyzer("wallarm").analyze([WallarmDeployment])["component_definitions"]["WallarmDeployment"]
+    exported = set(program_run().exports)
+    assert set(component.outputs) == exported, (sorted(component.outputs), sorted(exported))  # dev exports all
+    assert {k for k, p in component.outputs.items() if p.optional} == {
+        "caCertificate", "jumpHostPublicIp", "jumpHostHostKey", "deployerSecurityGroupId", "sshPrivateKey"}
+
+
+def test_the_waits_ask_with_the_given_providers_region_and_profile(monkeypatch):
+    """Guards against waits that ask the stack's account and region while the component deploys with a consumer's
+    provider: the `aws` input (that provider's region and profile) wins over the stack's `aws:` keys; a provider
+    with static keys, which cannot be handed to the waits, turns them off rather than asking someone else."""
+    from pulumi.dynamic import ConfigureRequest
+    from pulumi.dynamic.config import Config
+
+    from components import waits
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAAMBIENTAMBIENT01")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "ambient")
+    provider = waits.TargetWaits()
+    provider.configure(ConfigureRequest(Config({"aws:region": "eu-central-1"}, "wallarm-postanalytics")))
+    assert provider._client().meta.region_name == "eu-central-1"  # noqa: SLF001 - which client the waits build
+    given = {"aws": {"region": "us-west-2", "profile": None, "staticCredentials": False}}
+    assert provider._client(given).meta.region_name == "us-west-2"  # noqa: SLF001
+    assert provider._client({"aws": {**given["aws"], "staticCredentials": True}}) is None  # noqa: SLF001
