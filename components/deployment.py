@@ -127,7 +127,7 @@ class WallarmDeployment(pulumi.ComponentResource):
         return settings.from_values(
             values, project=pulumi.get_project(), stack=pulumi.get_stack(), region=region,
             wallarm_token=token, ssh_private_key=private_key,
-            lookup=lambda instance_type: settings.aws_instance_shape(instance_type, invoke))
+            lookup=lambda instance_type: lookups.aws_instance_shape(instance_type, invoke))
 
     def _waits_settings(self, provider: Optional[pulumi.ProviderResource]) -> Optional[dict]:
         """What the waits need of a provider given to the component: its region and profile, and whether it holds
