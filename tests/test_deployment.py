@@ -189,3 +189,27 @@ def test_the_waits_ask_with_the_given_providers_region_and_profile(monkeypatch):
     given = {"aws": {"region": "us-west-2", "profile": None, "staticCredentials": False}}
     assert provider._client(given).meta.region_name == "us-west-2"  # noqa: SLF001
     assert provider._client({"aws": {**given["aws"], "staticCredentials": True}}) is None  # noqa: SLF001
+
+
+def test_a_provider_with_static_keys_turns_the_waits_off():
+    """Guards against waits that would ask with the environment's credentials while the provider deploys with
+    static keys of another account: the waits learn only that the keys exist (never the keys) and stay off."""
+    def make(p):
+        return pulumi.ResourceOptions(provider=p)
+
+    mocks = ProviderMocks()
+    mocks.learn({"aws:region": "eu-central-1"})
+    pulumi.runtime.set_mocks(mocks, project="consumer", stack="prod", preview=False, monitor=StrictMonitor(mocks))
+    pulumi.runtime.set_all_config({"aws:region": "eu-central-1"})
+
+    @pulumi.runtime.test
+    def program():
+        p = aws.Provider("keys", region="us-west-2", access_key="AKIAEXAMPLEEXAMPLE01",
+                         secret_key=pulumi.Output.secret("example"))
+        tier = WallarmDeployment("tier", WallarmDeploymentArgs(**DEV), opts=make(p))
+        return tier.url
+
+    program()
+    waits = mocks.of_type("pulumi-python:dynamic:Resource")
+    assert waits and all(w.inputs["aws"]["staticCredentials"] is True for w in waits)
+    assert not [w.urn for w in waits if "AKIAEXAMPLE" in str(w.raw_inputs)]
