@@ -127,21 +127,25 @@ class WallarmDeployment(pulumi.ComponentResource):
         return settings.from_values(
             values, project=pulumi.get_project(), stack=pulumi.get_stack(), region=region,
             wallarm_token=token, ssh_private_key=private_key,
-            lookup=lambda instance_type: settings.aws_instance_shape(instance_type, invoke))
+            lookup=lambda instance_type: lookups.aws_instance_shape(instance_type, invoke))
 
     def _waits_settings(self, provider: Optional[pulumi.ProviderResource]) -> Optional[dict]:
         """What the waits need of a provider given to the component: its region and profile, and whether it holds
-        static keys (never the keys: the waits then stay off, with a warning)."""
+        static keys (never the keys: the waits then stay off, with a warning). A provider known by reference only
+        (the component provider host hands one over) shows neither: its region, and the environment's credentials."""
         if provider is None:
             return None
-        profile = getattr(provider, "profile", None)
+
+        def static(access_key: Optional[str]) -> bool:
+            if access_key and self.settings.wait_for_target_health:
+                pulumi.log.warn("the AWS provider given to the WallarmDeployment holds static keys, which the load "
+                                "balancer waits cannot be handed: they are off for its nodes.", resource=self)
+            return bool(access_key)
+
         access_key = getattr(provider, "access_key", None)
-        static = (pulumi.Output.from_input(access_key).apply(bool) if access_key is not None else False)
-        if access_key is not None and self.settings.wait_for_target_health:
-            static.apply(lambda keys: keys and pulumi.log.warn(
-                "the AWS provider given to the WallarmDeployment holds static keys, which the load balancer waits "
-                "cannot be handed: waitForTargetHealth is off for its nodes.", resource=self))
-        return {"region": self.region, "profile": profile, "staticKeys": static}
+        return {"region": self.region, "profile": getattr(provider, "profile", None),
+                "staticCredentials": pulumi.Output.from_input(access_key).apply(static) if access_key is not None
+                else False}
 
     def _create(self, s: settings.Settings, plan, images: dict, jump_image, child: pulumi.ResourceOptions) -> None:
         self.network = network = Network("network", s, plan, child)

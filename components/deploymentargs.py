@@ -108,8 +108,8 @@ class WallarmDeploymentArgs(TypedDict, total=False):
     ("AMI of the postanalytics and filtering nodes (the jump host keeps the official image); unset, the newest "
      "official image of `os` per architecture. Default: unset.")
     vpc_id: str
-    ("An existing VPC (with publicSubnetIds and privateSubnetIds); unset, the program creates one with pulumi- "
-     "awsx. Default: unset.")
+    ("An existing VPC (with publicSubnetIds and privateSubnetIds); unset, the program creates one with "
+     "pulumi-awsx. Default: unset.")
     public_subnet_ids: list[str]
     """With vpcId, the public subnets of the load balancer and the jump host (at least two zones). Default: []."""
     private_subnet_ids: list[str]

@@ -21,7 +21,7 @@ Why a dynamic provider rather than a script run by local.Command (pulumi/pulumi 
 A WallarmDeployment given an AWS provider of its own (a consumer's `provider=` or `providers={"aws": ...}`) passes
 that provider's region and profile as the `aws` input, and the waits ask with those instead of the stack's `aws:`
 keys (which then configure another provider, or none). Only names travel, no credential: a provider given static
-keys (`staticKeys` true) cannot be followed, so its waits are off; the program warns (components/deployment.py).
+keys (`staticCredentials` true) cannot be followed, so its waits are off; the program warns (components/deployment.py).
 The cost: that provider serves at most 4 calls at once (its gRPC server's ThreadPoolExecutor(max_workers=4)), so
 many nodes replaced in one run are waited for 4 at a time (the engine's own default is 4 per CPU).
 The dynamic provider ignores custom timeouts (its Create and Delete never read the request's timeout): the waiter's
@@ -77,14 +77,14 @@ class TargetWaits(dynamic.ResourceProvider):
     def configure(self, req: dynamic.ConfigureRequest) -> None:
         self._aws = aws_settings(req.config._props)  # noqa: SLF001 - Config has no listing method
 
-    def _client(self, props: Mapping[str, Any]):
+    def _client(self, props: Optional[Mapping[str, Any]] = None):
         """The ELBv2 client of the stack's account, or of the component's own provider (the `aws` input: its region
         and profile); None when an `aws:` key cannot be honoured (the program warned and declared the wait off; a
         destroy runs without the program, so it is checked here again): no wait then, rather than a wait that asks
         another account."""
-        given = props.get("aws")
+        given = (props or {}).get("aws")
         if given:
-            if given.get("staticKeys"):
+            if given.get("staticCredentials"):
                 return None
             aws = {k: v for k, v in given.items() if k in ("region", "profile") and v}
         else:

@@ -215,13 +215,13 @@ def test_elastic_ips_that_fill_the_quota_are_warned_before_any_resource():
     """Guards against `pulumi up` failing half-way on the Elastic IP quota: perAz NAT in 4 zones plus the jump
     host is 5 addresses, the whole default quota, so the program warns (naming the quota and how to raise it);
     beyond the quota it refuses; a single NAT gateway says nothing."""
-    from components import settings
+    from components.settings.cross import elastic_ips
 
     run = run_program(stack_config("dev", natGateways="perAz", availabilityZoneCount=4))
     assert any("5 Elastic IPs" in w and "quota of 5" in w and "L-0263D0A3" in w for w in run.warnings), run.warnings
     assert not [w for w in run_program(stack_config("dev", natGateways="perAz")).warnings if "Elastic IP" in w]
     with pytest.raises(SettingsError, match=r"natGateways is 'perAz': the stack needs 6 Elastic IPs .* L-0263D0A3"):
-        settings._elastic_ips("perAz", 5, True)
+        elastic_ips("perAz", 5, True)
 
 
 def test_a_failed_instance_type_lookup_is_not_called_unknown():

@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given, strategies as st
 
 from components.firewall import WORLD, upstream_target
-from components.settings import SettingsError, _upstream, literal_address
+from components.settings import SettingsError, literal_address
+from components.settings.upstream import upstream
+
+
+def _upstream(value):
+    return upstream("protectedUpstream", value)
+
 from tools.program import run_program, stack_config
 
 # (value, words the refusal must contain): every spelling from issue 12, and the IPv6 metadata address.

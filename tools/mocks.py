@@ -461,7 +461,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
             return {"id": a["id"], "vpcId": vpc, "availabilityZone": zone, "cidrBlock": "172.31.0.0/20"}, []
         if token == "aws:ec2/getInstanceType:getInstanceType":
             if a["instanceType"] not in INSTANCE_TYPES:
-                # The settings refuse a name that is no EC2 type (components/awsfacts.py) before asking: what reaches
+                # The settings refuse a name that is no EC2 type (components/lookups.py) before asking: what reaches
                 # here is real (or newer than the SDK), and only its size is unknown offline.
                 return {}, [("instanceType", f"size unknown offline: {a['instanceType']} is not in the offline size "
                                              "table of tools/mocks.py, so its memory and architecture cannot be told "
