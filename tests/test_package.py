@@ -303,6 +303,24 @@ def test_the_provider_host_constructs_the_component_from_schema_inputs(installed
     assert set(seen["state"]) <= set(json.loads(SCHEMA.read_text())["resources"][TYPE]["properties"])
 
 
+def test_installed_waits_pickle_by_reference_to_the_package(installed, tmp_path):
+    """The load balancer waits' dynamic provider, created by the installed package (in a consumer's program or in
+    provider/venv), is pickled as wallarm_tier.waits.TargetWaits, and an interpreter with only the install loads it
+    (what `python -m pulumi.dynamic` does with PULUMI_PYTHON_CMD, docs/consuming.md): no repository path, no
+    `components` module."""
+    pickled = _run("import base64, json\n"
+                   "from pulumi.dynamic.dynamic import serialize_provider\n"
+                   "from wallarm_tier import waits\n"
+                   "print(json.dumps(serialize_provider(waits.TargetWaits())))", cwd=tmp_path, path=[installed])
+    assert b"wallarm_tier.waits" in __import__("base64").b64decode(pickled)
+    loaded = _run("import base64, dill, json, sys\n"
+                  f"p = dill.loads(base64.b64decode({pickled!r}))\n"
+                  "print(json.dumps([type(p).__module__, type(p).__name__, sys.modules['wallarm_tier'].__file__,"
+                  " 'components' in sys.modules]))", cwd=tmp_path, path=[installed])
+    assert loaded[:2] == ["wallarm_tier.waits", "TargetWaits"], loaded
+    assert loaded[2].startswith(str(installed)) and loaded[3] is False, loaded
+
+
 def test_yaml_example_uses_only_inputs_of_the_schema():
     """examples/yaml (not runnable here: no Pulumi CLI) sets only properties the committed schema declares, and
     every required one."""
