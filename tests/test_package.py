@@ -256,6 +256,23 @@ def test_schema_as_the_provider_host_infers_it(installed):
         "provider/schema.json is not the schema the host infers today: rerun with UPDATE_SCHEMA=1 and commit it")
 
 
+def test_the_provider_entry_point_serves_that_schema(installed, tmp_path):
+    """`python provider <engine address>`, as the Python language host starts a plugin (RunPlugin), prints its port
+    and answers GetSchema with the committed schema: the entry point runs as Pulumi runs it, not only in-process."""
+    code = ("import json, subprocess, sys, grpc\n"
+            "from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc\n"
+            f"proc = subprocess.Popen([sys.executable, {str(ROOT / 'provider')!r}, '127.0.0.1:1'],"
+            " stdout=subprocess.PIPE, text=True, env={'PYTHONPATH': sys.path[0]})\n"
+            "try:\n"
+            "    port = proc.stdout.readline().strip()\n"
+            "    stub = provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f'127.0.0.1:{port}'))\n"
+            "    print(stub.GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=120).schema)\n"
+            "finally:\n"
+            "    proc.kill(); proc.wait()\n")
+    served = _run(code, cwd=tmp_path, path=[installed])
+    assert served == json.loads(SCHEMA.read_text()), "the running provider serves another schema than provider/schema.json"
+
+
 # What the host does with a construct request from a TypeScript or YAML program, under the mocks: the inputs by
 # their schema names (camelCase), the token a secret Output as the engine sends a secret; ComponentProvider maps
 # them to WallarmDeploymentArgs' keys, builds the component and returns its outputs by schema name.
