@@ -27,8 +27,8 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components import waits
-from components.render import HEALTH_PATH
+from . import waits
+from .render import HEALTH_PATH
 
 TRAFFIC_PORT = 80
 TLS_LISTENER_PORT = 443
@@ -85,6 +85,9 @@ class EntryPointArgs:
     """Wait for each registered node to be in service, and for each departing one to drain."""
     region: Optional[str] = None
     """The stack's region, for the AWS CLI."""
+    waits_aws: Optional[dict] = None
+    """The region and profile of the deployment's own AWS provider, for the waits (components/waits.py); None: the
+    stack's `aws:` keys."""
 
 
 class EntryPoint(pulumi.ComponentResource):
@@ -139,11 +142,13 @@ class EntryPoint(pulumi.ComponentResource):
         # connections still open. This step, deleted after the attachments and before the instance (it follows the
         # instance, the attachments follow it), waits for the draining to end.
         drained = waits.TargetWait(f"{node}-drained", "drain", node, instance_id, targets, wait,
-                                   waits.drain_seconds(delay), pulumi.ResourceOptions(parent=parent))
+                                   waits.drain_seconds(delay), pulumi.ResourceOptions(parent=parent),
+                                   aws=self.args.waits_aws)
         waits.retire_cli_drain(node, parent)
         attachments = [aws.lb.TargetGroupAttachment(
             f"{node}-target" + ("" if port == TRAFFIC_PORT else f"-{port}"), target_group_arn=group.arn,
             target_id=instance_id, port=port, opts=pulumi.ResourceOptions(parent=parent, depends_on=[*after, drained]))
             for group, port in self.groups]
         return waits.TargetWait(f"{node}-in-service", "in-service", node, instance_id, targets, wait,
-                                waits.IN_SERVICE_SECONDS, pulumi.ResourceOptions(parent=parent, depends_on=attachments))
+                                waits.IN_SERVICE_SECONDS, pulumi.ResourceOptions(parent=parent, depends_on=attachments),
+                                aws=self.args.waits_aws)

@@ -14,8 +14,8 @@ from typing import Optional, Sequence
 import pulumi
 from pulumi_command import remote
 
-from components import render, versions
-from components.host import HostSteps, NodeArgs, create_instance, host_name, install_command, script_command
+from . import render, versions
+from .host import HostSteps, NodeArgs, create_instance, host_name, install_command, script_command
 
 SCRIPTS = ("wait-for-boot.sh", "set-hostname.sh", "cloudwatch_agent.py", "install-wallarm.sh", "apply_spec.py",
            "health-check.sh", "yamledit.py")

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_aws as aws
 
-from components.settings import literal_address
+from .settings import literal_address
 
 WORLD = "0.0.0.0/0"
 # What every host needs for its distribution's updates: apt's mirrors (deb.debian.org, security.debian.org, the

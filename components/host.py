@@ -27,7 +27,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import pulumi
@@ -35,13 +34,13 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 from pulumi_command import local, remote
 
-from components import cloudinit, render
-from components.settings import InstanceShape, Settings
+from . import bundled, cloudinit, render
+from .settings import InstanceShape, Settings
 
 if TYPE_CHECKING:
-    from components.pki import Pki
+    from .pki import Pki
 
-SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+SCRIPTS_DIR = bundled.SCRIPTS_DIR
 STAGE_DIR = "wallarm-deploy"
 # Modules a script imports from its own directory: each role that uploads the script uploads them too (its SCRIPTS),
 # and they count in the script's hash, so that an edit to one runs the script's step again on every host.

@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 from pulumi_command import remote
 
-from components.host import (HANDSHAKE_TRIES, PER_DIAL_TIMEOUT, Bastion, NodeArgs, connection, create_instance,
+from .host import (HANDSHAKE_TRIES, PER_DIAL_TIMEOUT, Bastion, NodeArgs, connection, create_instance,
                              host_key, wait_for_sshd)
 
 

@@ -19,7 +19,9 @@ import re
 from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
-    from components.settings import Settings
+    import pulumi
+
+    from .settings import Settings
 
 # The commercial partition: the official Debian and Ubuntu images the program looks up (ami, below) are
 # published there; aws-cn, aws-us-gov and the isolated partitions need other accounts, images and endpoints.
@@ -138,12 +140,14 @@ class LookupFailed(Exception):
 ShapeLookup = Callable[[str], Optional[tuple[float, list[str]]]]
 
 
-def aws_instance_shape(instance_type: str) -> Optional[tuple[float, list[str]]]:
-    """Memory (GiB) and architectures of an EC2 type, from AWS; None when AWS does not know the type."""
+def aws_instance_shape(instance_type: str, opts: Optional[pulumi.InvokeOptions] = None,
+                       ) -> Optional[tuple[float, list[str]]]:
+    """Memory (GiB) and architectures of an EC2 type, from AWS; None when AWS does not know the type.
+    opts: the AWS provider to ask (a WallarmDeployment's); None, the default provider."""
     import pulumi_aws as aws  # imported when asked: the settings' offline readers (tools/) need no provider SDK
 
     try:
-        info = aws.ec2.get_instance_type(instance_type=instance_type)
+        info = aws.ec2.get_instance_type(instance_type=instance_type, opts=opts)
     except Exception as exc:  # the provider answers every failure with an error; tell them apart by AWS's code
         text = str(exc).strip()
         if re.search(r"InvalidInstanceType|does not exist|no matching EC2 Instance Type", text):
@@ -166,10 +170,10 @@ IMAGES = {
 }
 
 
-def ami(s: Settings, arch: str, pinned: bool = True) -> str:
+def ami(s: Settings, arch: str, pinned: bool = True, opts: Optional[pulumi.InvokeOptions] = None) -> str:
     """The AMI for an architecture: amiId when set (and `pinned`: the nodes, not the jump host), else the newest
     official image of `os`. A running node keeps its image when a newer one is published (components/host.py);
-    a new machine takes the one named here."""
+    a new machine takes the one named here. opts: the AWS provider to ask (a WallarmDeployment's)."""
     if s.ami_id and pinned:
         return s.ami_id
     import pulumi_aws as aws
@@ -179,4 +183,4 @@ def ami(s: Settings, arch: str, pinned: bool = True) -> str:
         owners=[owner], most_recent=True,
         filters=[{"name": "name", "values": [names[arch]]}, {"name": "architecture",
                                                             "values": ["arm64" if arch == "aarch64" else "x86_64"]}],
-    ).id
+        opts=opts).id

@@ -30,9 +30,9 @@ from typing import Any, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components import telemetry
-from components.host import host_name, script_text
-from components.settings import MonitoringSettings
+from . import telemetry
+from .host import host_name, script_text
+from .settings import MonitoringSettings
 
 ROLES = ("filtering", "postanalytics")
 # AWS-managed, in every account of the aws partition (the settings refuse other partitions).

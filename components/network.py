@@ -19,8 +19,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
 
-from components.host import Placement
-from components.settings import Settings, SettingsError
+from .host import Placement
+from .settings import Settings, SettingsError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +46,9 @@ class Layout:
     """role -> one subnet per node."""
 
 
-def offered_zones(instance_type: str) -> set[str]:
+def offered_zones(instance_type: str, invoke: Optional[pulumi.InvokeOptions] = None) -> set[str]:
     found = aws.ec2.get_instance_type_offerings(
-        location_type="availability-zone", filters=[{"name": "instance-type", "values": [instance_type]}])
+        location_type="availability-zone", filters=[{"name": "instance-type", "values": [instance_type]}], opts=invoke)
     return set(found.locations)
 
 
@@ -62,8 +62,9 @@ def interleave(subnets: Sequence[Subnet]) -> list[Subnet]:
     return [by_zone[z][i] for i in range(rounds) for z in zones if i < len(by_zone[z])]
 
 
-def _place(key: str, instance_type: str, count: int, subnets: list[Subnet], kind: str) -> list[Subnet]:
-    offered = offered_zones(instance_type)
+def _place(key: str, instance_type: str, count: int, subnets: list[Subnet], kind: str,
+           invoke: Optional[pulumi.InvokeOptions] = None) -> list[Subnet]:
+    offered = offered_zones(instance_type, invoke)
     usable = interleave([s for s in subnets if s.zone in offered])
     if not usable:
         zones = ", ".join(sorted({s.zone for s in subnets}))
@@ -72,13 +73,14 @@ def _place(key: str, instance_type: str, count: int, subnets: list[Subnet], kind
     return [usable[i % len(usable)] for i in range(count)]
 
 
-def layout(s: Settings) -> Layout:
-    """Looks up zones and subnets and places every node. Raises SettingsError; declares nothing."""
+def layout(s: Settings, invoke: Optional[pulumi.InvokeOptions] = None) -> Layout:
+    """Looks up zones and subnets and places every node. Raises SettingsError; declares nothing.
+    invoke: the AWS provider to ask (a WallarmDeployment's), None for the default provider."""
     if s.vpc_id:
-        vpc = aws.ec2.get_vpc(id=s.vpc_id)
+        vpc = aws.ec2.get_vpc(id=s.vpc_id, opts=invoke)
         lists = {}
         for key, ids in (("publicSubnetIds", s.public_subnet_ids), ("privateSubnetIds", s.private_subnet_ids)):
-            found = [aws.ec2.get_subnet(id=i) for i in ids]
+            found = [aws.ec2.get_subnet(id=i, opts=invoke) for i in ids]
             foreign = [i for i, f in zip(ids, found) if f.vpc_id != s.vpc_id]
             if foreign:
                 raise SettingsError(f"{key} is {list(ids)}: {', '.join(foreign)} is not in {s.vpc_id}; list subnets of vpcId only.")
@@ -98,7 +100,7 @@ def layout(s: Settings) -> Layout:
         # Every zone, not only those "available" now: a zone in trouble must not shift the VPC's zones (awsx would
         # replace its subnets) or move every node.
         names = sorted(aws.get_availability_zones(
-            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}]).names)
+            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}], opts=invoke).names)
         if len(names) < s.availability_zone_count:
             raise SettingsError(f"availabilityZoneCount is {s.availability_zone_count}: the region has "
                                 f"{len(names)} zones ({', '.join(names)}); lower it.")
@@ -108,11 +110,11 @@ def layout(s: Settings) -> Layout:
         private = list(public)
     nodes = {
         "postanalytics": _place("postanalyticsInstanceType", s.postanalytics.instance_type, s.postanalytics_count,
-                                private, "private"),
-        "filtering": _place("filteringInstanceType", s.filtering.instance_type, s.filtering_count, private, "private"),
+                                private, "private", invoke),
+        "filtering": _place("filteringInstanceType", s.filtering.instance_type, s.filtering_count, private, "private", invoke),
     }
     if s.jump_host:
-        nodes["jumphost"] = _place("jumpHostInstanceType", s.jump_host.instance_type, 1, public, "public")
+        nodes["jumphost"] = _place("jumpHostInstanceType", s.jump_host.instance_type, 1, public, "public", invoke)
     return Layout(zones, cidr, public, private, nodes)
 
 

@@ -13,8 +13,8 @@ from typing import Optional, Sequence
 import pulumi
 from pulumi_command import remote
 
-from components import render
-from components.host import HostSteps, NodeArgs, create_instance, host_name, install_command
+from . import render
+from .host import HostSteps, NodeArgs, create_instance, host_name, install_command
 
 SCRIPTS = ("wait-for-boot.sh", "set-hostname.sh", "cloudwatch_agent.py", "install-wallarm.sh", "apply_spec.py",
            "yamledit.py")

@@ -11,7 +11,7 @@ import json
 from typing import Any, Optional, Sequence
 from urllib.parse import urlsplit
 
-from components import versions
+from . import versions
 
 # Where things live on the hosts (Wallarm 6.x all-in-one layout).
 ENV_LIST = "/opt/wallarm/env.list"

@@ -34,24 +34,28 @@ from typing import Optional, Sequence
 import pulumi
 from pulumi_command import local
 
-from components.entrypoint import EntryPoint
-from components.filtering import FilteringNode
-from components.postanalytics import Postanalytics
+from .entrypoint import EntryPoint
+from .filtering import FilteringNode
+from .postanalytics import Postanalytics
 
 
 def wire(postanalytics: Sequence[Postanalytics], filtering: Sequence[FilteringNode],
-         entry: Optional[EntryPoint]) -> None:
+         entry: Optional[EntryPoint], opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    """opts: the barriers' parent (and aliases), a WallarmDeployment."""
     installed = local.Command("postanalytics-installed", add_previous_output_in_env=False,
-                              opts=pulumi.ResourceOptions(depends_on=[p.installed for p in postanalytics]))
+                              opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+                                  depends_on=[p.installed for p in postanalytics])))
     for f in filtering:
         f.install(configure_after=[installed])
     configured = local.Command("filtering-configured", add_previous_output_in_env=False,
-                               opts=pulumi.ResourceOptions(depends_on=[f.configured for f in filtering]))
+                               opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+                                   depends_on=[f.configured for f in filtering])))
     for p in postanalytics:
         p.configure(after=[configured])
     wstore_specs = pulumi.Output.all(*[p.spec for p in postanalytics])
     barrier = local.Command("postanalytics-configured", add_previous_output_in_env=False,
-                            opts=pulumi.ResourceOptions(depends_on=[p.configured for p in postanalytics]))
+                            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+                                depends_on=[p.configured for p in postanalytics])))
     for f in filtering:
         fingerprint = pulumi.Output.unsecret(pulumi.Output.all(f.spec, wstore_specs).apply(
             lambda v: hashlib.sha256((v[0] + "".join(v[1])).encode()).hexdigest()))

@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from components import render, versions
+from . import render, versions
 
 NAMESPACE = "Wallarm"
 AGENT_DIR = "/opt/aws/amazon-cloudwatch-agent/etc"

@@ -18,6 +18,10 @@ Why a dynamic provider rather than a script run by local.Command (pulumi/pulumi 
   (pkg/resource/deploy/target.go, GetPackageConfig: "For dynamic providers, we always pass the full
   configuration"): the same settings pulumi-aws reads in the same operation, so the session below is built from
   them, static keys included, and no credential is ever an input, an argument or an output of these resources.
+A WallarmDeployment given an AWS provider of its own (a consumer's `provider=` or `providers={"aws": ...}`) passes
+that provider's region and profile as the `aws` input, and the waits ask with those instead of the stack's `aws:`
+keys (which then configure another provider, or none). Only names travel, no credential: a provider given static
+keys (`staticCredentials` true) cannot be followed, so its waits are off; the program warns (components/deployment.py).
 The cost: that provider serves at most 4 calls at once (its gRPC server's ThreadPoolExecutor(max_workers=4)), so
 many nodes replaced in one run are waited for 4 at a time (the engine's own default is 4 per CPU).
 The dynamic provider ignores custom timeouts (its Create and Delete never read the request's timeout): the waiter's
@@ -34,7 +38,7 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 from pulumi import dynamic
 
-from components.awsconfig import aws_settings, session, unhonoured
+from .awsconfig import aws_settings, session, unhonoured
 
 POLL_SECONDS = 15
 """How often the waiters ask (the AWS CLI's own delay)."""
@@ -68,16 +72,23 @@ class TargetWaits(dynamic.ResourceProvider):
 
     # The pickle is `components.waits.TargetWaits` and nothing else (no captured value): nothing secret in it.
     serialize_as_secret_always = False
-    FIELDS = ("kind", "node", "instanceId", "targets", "wait", "delay", "maxAttempts")
+    FIELDS = ("kind", "node", "instanceId", "targets", "wait", "delay", "maxAttempts", "aws")
 
     def configure(self, req: dynamic.ConfigureRequest) -> None:
         self._aws = aws_settings(req.config._props)  # noqa: SLF001 - Config has no listing method
 
-    def _client(self):
-        """The ELBv2 client of the stack's account; None when an `aws:` key cannot be honoured (the program warned
-        and declared the wait off; a destroy runs without the program, so it is checked here again): no wait then,
-        rather than a wait that asks another account."""
-        aws = getattr(self, "_aws", {})
+    def _client(self, props: Optional[Mapping[str, Any]] = None):
+        """The ELBv2 client of the stack's account, or of the component's own provider (the `aws` input: its region
+        and profile); None when an `aws:` key cannot be honoured (the program warned and declared the wait off; a
+        destroy runs without the program, so it is checked here again): no wait then, rather than a wait that asks
+        another account."""
+        given = (props or {}).get("aws")
+        if given:
+            if given.get("staticCredentials"):
+                return None
+            aws = {k: v for k, v in given.items() if k in ("region", "profile") and v}
+        else:
+            aws = getattr(self, "_aws", {})
         return None if unhonoured(aws) else session(aws).client("elbv2")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
@@ -88,17 +99,17 @@ class TargetWaits(dynamic.ResourceProvider):
                                   delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        if props.get("kind") == "in-service" and props.get("wait") and (client := self._client()):
+        if props.get("kind") == "in-service" and props.get("wait") and (client := self._client(props)):
             wait_in_service(client, props)
         return dynamic.CreateResult(f"{props['node']}-{props['kind']}", {k: props.get(k) for k in self.FIELDS})
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
-        if news.get("kind") == "in-service" and news.get("wait") and (client := self._client()):
+        if news.get("kind") == "in-service" and news.get("wait") and (client := self._client(news)):
             wait_in_service(client, news)
         return dynamic.UpdateResult({k: news.get(k) for k in self.FIELDS})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        if props.get("kind") == "drain" and props.get("wait") and (client := self._client()):
+        if props.get("kind") == "drain" and props.get("wait") and (client := self._client(props)):
             wait_drained(client, props)
 
 
@@ -167,7 +178,10 @@ class TargetWait(dynamic.Resource):
     """One wait step of one node: kind "in-service" or "drain"."""
 
     def __init__(self, name: str, kind: str, node: str, instance_id: pulumi.Input[str], targets: Sequence[Target],
-                 wait: bool, seconds: int, opts: Optional[pulumi.ResourceOptions] = None):
+                 wait: pulumi.Input[bool], seconds: int, opts: Optional[pulumi.ResourceOptions] = None,
+                 aws: Optional[Mapping[str, Any]] = None):
+        """aws: the region and profile of a component's own AWS provider (None: the stack's `aws:` keys); left out
+        of the inputs when None, so that a stack's existing steps see no change."""
         timeout = f"{seconds + 60}s"
         timeouts = pulumi.CustomTimeouts(create=timeout, update=timeout) if kind == "in-service" else \
             pulumi.CustomTimeouts(delete=timeout)
@@ -175,6 +189,7 @@ class TargetWait(dynamic.Resource):
             "kind": kind, "node": node, "instanceId": instance_id,
             "targets": [{"targetGroupArn": t.target_group_arn, "port": t.port} for t in targets],
             "wait": wait, "delay": POLL_SECONDS, "maxAttempts": attempts(seconds),
+            **({"aws": dict(aws)} if aws else {}),
         }, pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(custom_timeouts=timeouts)))
 
 

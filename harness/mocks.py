@@ -185,6 +185,13 @@ def _options(request) -> dict:
         "deletedWith": request.deletedWith,
         "custom": request.custom,
         "remote": request.remote,
+        # The provider reference ("<urn>::<id>", "" for the default one) and a remote component's provider map.
+        "provider": request.provider,
+        "providers": dict(request.providers),
+        # Alias specs as the SDK sends them when the monitor supports "aliasSpecs" (the mock monitor does).
+        "aliases": [{"name": a.spec.name, "type": a.spec.type, "stack": a.spec.stack, "project": a.spec.project,
+                     "parentUrn": a.spec.parentUrn, "noParent": a.spec.noParent} if a.HasField("spec")
+                    else {"urn": a.urn} for a in request.aliases],
     }
 
 
@@ -410,7 +417,25 @@ class ProviderMocks(pulumi.runtime.Mocks):
                 "validityStartTime": start.isoformat(), "validityEndTime": end.isoformat()}, None
 
     # ------------------------------------------------------------ invokes
+    def provider_region(self, ref: str) -> Optional[str]:
+        """The region an explicit aws.Provider was given (None for the default provider: the stack's)."""
+        urn = ref.rpartition("::")[0] if ref else ""
+        found = next((r for r in self.resources if r.urn == urn and r.typ == "pulumi:providers:aws"), None)
+        return (found.inputs.get("region") or None) if found else None
+
     def call(self, args: pulumi.runtime.MockCallArgs):
+        # An explicit provider of another region answers for that region (its zones, its offers).
+        region = self.provider_region(getattr(args, "provider", "") or "")
+        if region and region != self.facts.region:
+            stack_facts, self.facts = self.facts, OfflineFacts({**self.facts.config, "aws:region": region})
+            try:
+                return self._call(args)
+            finally:
+                stack_facts.notes.extend(n for n in self.facts.notes if n not in stack_facts.notes)
+                self.facts = stack_facts
+        return self._call(args)
+
+    def _call(self, args: pulumi.runtime.MockCallArgs):
         token, a = args.token, unwrap(args.args)
         self.invokes.append((token, a))
         if token in self.invoke_errors:
@@ -421,6 +446,11 @@ class ProviderMocks(pulumi.runtime.Mocks):
             pairs = [(z, t) for t in wanted for z in self.facts.offered(t, skip(t))]
             return {"id": self.region, "locations": [z for z, _ in pairs], "instanceTypes": [t for _, t in pairs],
                     "locationTypes": ["availability-zone"] * len(pairs)}, []
+        if token == "aws:index/getRegion:getRegion":
+            # The provider's configured region (an unset aws:region stays unset: the settings refuse it).
+            region = self.facts.region if self.facts.config.get("aws:region") else ""
+            return {"id": region, "region": region, "name": region, "endpoint": f"ec2.{region}.amazonaws.com",
+                    "description": region}, []
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"id": self.region, "names": self.facts.zones(), "zoneIds": self.facts.zone_ids()}, []
         if token == "aws:ec2/getSubnet:getSubnet":

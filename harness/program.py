@@ -142,6 +142,10 @@ def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = Fal
         pulumi.export = lambda name, value: exported.__setitem__(name, value)
         try:
             run.namespace.update(runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"))
+            for value in list(run.namespace.values()):
+                # A WallarmDeployment: its components under the names the program's globals gave them before it.
+                if isinstance(value, pulumi.ComponentResource) and isinstance(getattr(value, "parts", None), dict):
+                    run.namespace.update(value.parts)
         finally:
             pulumi.export = real_export
         names = list(exported)

@@ -50,7 +50,7 @@ def elb(monkeypatch):
     monkeypatch.setattr("time.sleep", lambda _s: None)
     client = boto3.Session(region_name="eu-central-1", **KEYS).client("elbv2")
     stub = Stubber(client)
-    monkeypatch.setattr(waits.TargetWaits, "_client", lambda self: client)
+    monkeypatch.setattr(waits.TargetWaits, "_client", lambda self, props=None: client)
     with stub:
         yield stub
     stub.assert_no_pending_responses()

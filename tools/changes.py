@@ -35,6 +35,7 @@ import pulumi
 from components import settings
 from harness.mocks import SECRET_SIG, Recorded
 from harness.program import PROJECT_DIR, Run, run_program, stack_config, stack_file
+from tools import aliases
 
 STEPS = ("command:remote:Command", "command:remote:CopyToRemote")
 LOCAL_STEPS = ("command:local:Command",)
@@ -227,9 +228,22 @@ def _natural(text: str) -> list:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
 
 
+def taken_over(before: list[Recorded], after: list[Recorded]) -> dict[str, Recorded]:
+    """old URN -> the new resource that takes it over, by its URN or an alias, as the engine matches them
+    (tools/aliases.py): a resource moved under a component with the alias of its old place is the same resource."""
+    old_urns = aliases.engine_urns(before)
+    by_engine = {old_urns[r.urn]: r.urn for r in before}
+    claimed = aliases.claims(set(by_engine), after)
+    return {by_engine[claimed[r.urn]]: r for r in after if r.urn in claimed}
+
+
 def compare(before: list[Recorded], after: list[Recorded]) -> list[Change]:
     """Every resource that the change creates, updates, replaces or deletes, in a stable order."""
-    old, new = {r.urn: r for r in before}, {r.urn: r for r in after}
+    old = {r.urn: r for r in before}
+    kept = taken_over(before, after)
+    mine = {id(r) for r in kept.values()}
+    # Keyed by the old URN a new resource takes over; a new one that takes over nothing cannot collide with one.
+    new = {**kept, **{f"(new) {r.urn}": r for r in after if id(r) not in mine}}
     changes = []
     for urn in new.keys() & old.keys():
         diff = input_diff(old[urn], new[urn])
@@ -390,9 +404,9 @@ class Preview:
 
     def lines(self) -> list[str]:
         before = self.base.mocks.resources if self.base else []
-        unchanged = len({r.urn for r in before} & {r.urn for r in self.head.mocks.resources}) - sum(
-            1 for c in self.changes if c.op in ("update", "replace", "update or replace")
-            and c.record.urn in {r.urn for r in before})
+        kept = taken_over(before, self.head.mocks.resources)
+        changed = {id(c.record) for c in self.changes if c.op in ("update", "replace", "update or replace")}
+        unchanged = len(kept) - sum(1 for r in kept.values() if id(r) in changed)
         return render(self.changes, unchanged, before)
 
 

@@ -21,17 +21,18 @@ from typing import Any, Optional
 
 import pulumi
 
-from components.lookups import LookupFailed, ShapeLookup, aws_instance_shape
-from components.settings.model import (ARCHES, CA_ROTATIONS, CLOUDS, EIP_QUOTA, LOG_RETENTIONS, MAX_FILTERING,
+from ..lookups import LookupFailed, ShapeLookup, aws_instance_shape
+from .model import (ARCHES, CA_ROTATIONS, CLOUDS, EIP_QUOTA, LOG_RETENTIONS, MAX_FILTERING,
                                        MAX_POSTANALYTICS, MODES, NAT_STRATEGIES, NLB_TARGETS_QUOTA, OPERATING_SYSTEMS,
                                        OTHER_NAMESPACES, PROJECT_FILE, RESERVED_PORTS, RULES_QUOTA, SECRET_KEYS,
-                                       TOKEN_TYPES, Errors, InstanceShape, MonitoringSettings, Settings,
-                                       SettingsError, declared_keys)
-from components.settings.quotas import firewall_args
-from components.settings.reader import Reader
-from components.settings.upstream import internal_reason, literal_address
-from components.settings import validate
-from components.settings.validate import from_values
+                                       TOKEN_TYPES, InstanceShape, MonitoringSettings, Settings, SettingsError,
+                                       declared_keys)
+from .model import Errors
+from .quotas import firewall_args
+from .reader import Reader
+from .upstream import internal_reason, literal_address
+from . import validate
+from .validate import from_values
 
 __all__ = [
     "ARCHES", "CA_ROTATIONS", "CLOUDS", "EIP_QUOTA", "LOG_RETENTIONS", "MAX_FILTERING", "MAX_POSTANALYTICS", "MODES",

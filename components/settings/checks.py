@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import pulumi
 
-from components import lookups, versions
-from components.settings.model import RESERVED_PORTS, RFC1918, SettingsError, fail
+from .. import lookups, versions
+from .model import RESERVED_PORTS, RFC1918, SettingsError, fail
 
 Check = Callable[[str, Any], Any]
 

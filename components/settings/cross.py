@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from components.settings.checks import numbers, rfc1918
-from components.settings.model import (EIP_QUOTA, EIP_QUOTA_NAME, SSH_PORT, TLS_MIN_VERSION, InstanceShape,
+from .checks import numbers, rfc1918
+from .model import (EIP_QUOTA, EIP_QUOTA_NAME, SSH_PORT, TLS_MIN_VERSION, InstanceShape,
                                        SettingsError, fail)
-from components.settings.rules import Checked
+from .rules import Checked
 
 Errors = Iterator[SettingsError]
 VERSIONS = ("wallarmVersion", "postanalyticsVersion", "filteringVersion")
@@ -110,7 +110,7 @@ def certificate_in_region(c: Checked) -> Errors:
 def port_collisions(c: Checked) -> Errors:
     """A health port must be a port of its own: NGINX cannot listen twice on one port with and without the PROXY
     protocol, and two rules or servers of one port collide."""
-    from components.entrypoint import TLS_TARGET_PORT, TRAFFIC_PORT
+    from ..entrypoint import TLS_TARGET_PORT, TRAFFIC_PORT
 
     tls_listener = "tlsCertificateArn" in c.given
     taken = {TRAFFIC_PORT: "the HTTP traffic port", SSH_PORT: "SSH"}

@@ -11,9 +11,11 @@ from typing import Any, Callable, Optional
 import pulumi
 import yaml
 
-from components.pki import ROTATIONS
+from .. import bundled
+from ..pki import ROTATIONS
 
-PROJECT_FILE = Path(__file__).resolve().parents[2] / "Pulumi.yaml"
+PROJECT_FILE = bundled.PROJECT_FILE
+"""Pulumi.yaml: beside components/ in the repository, inside the package when installed (components/bundled.py)."""
 
 CLOUDS = ("US", "EU", "ME")
 TOKEN_TYPES = ("api", "node")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.settings.model import RULES_QUOTA, RULES_QUOTA_NAME, Settings
+from .model import RULES_QUOTA, RULES_QUOTA_NAME, Settings
 
 
 def firewall_args(s: Settings, vpc_id: Any = ""):
     """The firewall's arguments, from the settings: the one place that turns settings into rules, used by the
     program and by the quota check below (before any resource)."""
-    from components.entrypoint import target_groups
-    from components.firewall import FirewallArgs, wstore_listeners
+    from ..entrypoint import target_groups
+    from ..firewall import FirewallArgs, wstore_listeners
 
     groups = target_groups(s.tls_certificate_arn is not None, s.health_check_port, s.health_check_proxy_port)
     return FirewallArgs(
@@ -26,7 +26,7 @@ def firewall_args(s: Settings, vpc_id: Any = ""):
 def rules_per_group_within_quota(s: Settings) -> list[str]:
     """Each security group's inbound and outbound rules (as the firewall declares them, CIDR lists folded) against
     AWS's default quota; a refusal names the settings whose ranges fill the group."""
-    from components.firewall import GROUPS, Group, fold, rules
+    from ..firewall import GROUPS, Group, fold, rules
 
     table = rules(firewall_args(s))
     lists = {"clientCidrs": fold(s.client_cidrs), "sshAllowedCidrs": fold(s.ssh_allowed_cidrs),

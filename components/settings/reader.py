@@ -13,7 +13,7 @@ from typing import Any
 
 import pulumi
 
-from components.settings.model import MAX_INT_DIGITS, OTHER_NAMESPACES, SECRET_KEYS, Errors, SettingsError, fail
+from .model import MAX_INT_DIGITS, OTHER_NAMESPACES, SECRET_KEYS, Errors, SettingsError, fail
 
 
 def parse(key: str, decl: dict, raw: Any) -> Any:

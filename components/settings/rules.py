@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from components.settings import checks
-from components.settings.checks import Check, cidrs, each, ids, in_range, matching, member, multiple_of, one_of
-from components.settings.model import (CA_ROTATIONS, CLOUDS, LOG_RETENTIONS, MAX_FILTERING, MAX_POSTANALYTICS, MODES,
+from . import checks
+from .checks import Check, cidrs, each, ids, in_range, matching, member, multiple_of, one_of
+from .model import (CA_ROTATIONS, CLOUDS, LOG_RETENTIONS, MAX_FILTERING, MAX_POSTANALYTICS, MODES,
                                        NAT_STRATEGIES, OPERATING_SYSTEMS, SSH_WIDEST_PREFIX, TOKEN_TYPES,
                                        WSTORE_WIDEST_PREFIX, Errors, SettingsError, fail)
-from components.settings.reader import parse
-from components.settings.upstream import upstream, upstream_ca
+from .reader import parse
+from .upstream import upstream, upstream_ca
 
 AMI = matching(r"ami-[0-9a-f]{8,17}", "it must be an AMI ID such as ami-0123456789abcdef0")
 PORT = in_range(1, 65535)

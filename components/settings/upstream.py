@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from components.settings.model import SettingsError, fail
+from .model import SettingsError, fail
 
 # Names that mean this host (RFC 6761 `localhost` and its subdomains; the aliases of Debian's and Ubuntu's
 # /etc/hosts) or the metadata service (EC2's DNS answers `instance-data` with 169.254.169.254).

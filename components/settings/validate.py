@@ -9,15 +9,15 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
-from components import awsconfig, lookups
-from components.lookups import ShapeLookup
-from components.settings import rules
-from components.settings.checks import region as region_check
-from components.settings.cross import CROSS_CHECKS, VERSIONS, internal_certificate_days
-from components.settings.model import (NLB_TARGETS_QUOTA, SECRET_KEYS, Errors, InstanceShape, MonitoringSettings,
+from .. import awsconfig, lookups
+from ..lookups import ShapeLookup
+from . import rules
+from .checks import region as region_check
+from .cross import CROSS_CHECKS, VERSIONS, internal_certificate_days
+from .model import (NLB_TARGETS_QUOTA, SECRET_KEYS, Errors, InstanceShape, MonitoringSettings,
                                        Settings, SettingsError, declared_keys, fail)
-from components.settings.quotas import rules_per_group_within_quota
-from components.settings.reader import did_you_mean, parse
+from .quotas import rules_per_group_within_quota
+from .reader import did_you_mean, parse
 
 INSTANCE_TYPES = ("postanalyticsInstanceType", "filteringInstanceType", "jumpHostInstanceType")
 # MonitoringSettings.thresholds' names -> their keys in Pulumi.yaml.
