@@ -39,6 +39,8 @@ sg = firewall.group_ids
 
 
 region = aws.config.region
+# settings.load() refused a missing aws:region, and returns monitoring settings whenever it returns.
+assert region is not None and s.monitoring is not None
 agent = AgentAccess("agent", s.stack, s.monitoring.log_retention_days)
 
 
@@ -88,7 +90,8 @@ pulumi.export("filteringPrivateIps", pulumi.Output.all(*[f.private_ip for f in f
 pulumi.export("wstoreUpstream", upstream)
 pulumi.export("caCertificate", pki.trust_bundle_pem if pki else None)
 pulumi.export("dashboardUrl", monitoring.dashboard_url)
-nodes = [(n.name, n.private_ip) for n in [*postanalytics, *filtering]]
+hosts: list[Postanalytics | FilteringNode] = [*postanalytics, *filtering]
+nodes = [(n.name, n.private_ip) for n in hosts]
 if jump:
     pulumi.export("jumpHostPublicIp", jump.public_ip)
     pulumi.export("jumpHostHostKey", jump.host_key)

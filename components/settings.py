@@ -381,9 +381,10 @@ LOCAL_NAMES = re.compile(r"(.+\.)?localhost|localhost\.localdomain|ip6-[a-z]+|in
 # AWS's services on link-local addresses also answer on IPv6 at unique-local addresses (not link-local to Python):
 # the instance metadata service (EC2 User Guide, "Instance metadata service endpoint"), the Route 53 Resolver and
 # the time sync service.
-AWS_IPV6_SERVICES = {ipaddress.IPv6Address("fd00:ec2::254"): "the instance metadata service",
-                     ipaddress.IPv6Address("fd00:ec2::253"): "the Route 53 Resolver",
-                     ipaddress.IPv6Address("fd00:ec2::123"): "the time sync service"}
+AWS_IPV6_SERVICES: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {
+    ipaddress.IPv6Address("fd00:ec2::254"): "the instance metadata service",
+    ipaddress.IPv6Address("fd00:ec2::253"): "the Route 53 Resolver",
+    ipaddress.IPv6Address("fd00:ec2::123"): "the time sync service"}
 METADATA_V4 = ipaddress.IPv4Address("169.254.169.254")
 HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?")
 
@@ -737,6 +738,8 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     monitoring = _monitoring(v, e)
     if e.messages:
         raise SettingsError("\n".join(e.messages))
+    # Each of these is None only after its error was recorded above.
+    assert token is not None and arena is not None and upstream is not None
     if f_count > NLB_TARGETS_QUOTA // 2:
         pulumi.log.warn(
             f"filteringCount is {f_count}: replacing every filtering node (a new version or type) registers the new "
