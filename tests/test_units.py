@@ -117,14 +117,17 @@ UNIVERSE_PREFIX = 22  # CIDRs inside one /22: 1,024 addresses, few enough to com
 
 @st.composite
 def cidr_lists(draw, max_size: int = 12) -> tuple[ipaddress.IPv4Network, list[str]]:
-    """A /22 anywhere in IPv4 and CIDRs inside it (prefixes /22 to /32, overlapping, adjacent, repeated)."""
+    """A /22 anywhere in IPv4 and CIDRs inside it (prefixes /22 to /32): a few sizes per list, each CIDR one of the
+    first blocks of its size, so that neighbours of one size (which fold only when they are the two halves of one
+    block), overlaps and repeats are common."""
     base = ipaddress.IPv4Network((draw(st.integers(0, 2**32 - 1)) >> (32 - UNIVERSE_PREFIX) << (32 - UNIVERSE_PREFIX),
                                   UNIVERSE_PREFIX))
+    sizes = draw(st.lists(st.integers(UNIVERSE_PREFIX, 32), min_size=1, max_size=3))
     cidrs = []
     for _ in range(draw(st.integers(1, max_size))):
-        prefix = draw(st.integers(UNIVERSE_PREFIX, 32))
-        offset = draw(st.integers(0, 2 ** (32 - UNIVERSE_PREFIX) - 1)) >> (32 - prefix) << (32 - prefix)
-        cidrs.append(str(ipaddress.IPv4Network((int(base.network_address) + offset, prefix))))
+        prefix = draw(st.sampled_from(sizes))
+        block = draw(st.integers(0, 7)) % 2 ** (prefix - UNIVERSE_PREFIX)
+        cidrs.append(str(ipaddress.IPv4Network((int(base.network_address) + (block << (32 - prefix)), prefix))))
     return base, cidrs
 
 
@@ -264,7 +267,13 @@ def test_nginx_conf_has_the_upstream_once_and_a_health_server_per_target_group(m
 
 # Pulumi stack names: letters, digits, hyphens, underscores and periods (pulumi/pulumi sdk/go/common/tokens,
 # IsName), up to 100 characters; any text too, since the function must not rely on that.
-stack_names = st.one_of(st.from_regex(r"[A-Za-z0-9_.-]{1,100}", fullmatch=True), st.text(max_size=80))
+# Words and separators too, so that the cut (long stacks) often lands next to a separator.
+stack_names = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_.-]{1,100}", fullmatch=True),
+    st.lists(st.from_regex(r"[A-Za-z0-9]{1,12}", fullmatch=True), min_size=1, max_size=12).flatmap(
+        lambda words: st.lists(st.sampled_from("-_."), min_size=len(words), max_size=len(words)).map(
+            lambda seps: "".join(w + s for w, s in zip(words, seps))[:100])),
+    st.text(max_size=80))
 node_names = st.builds(lambda role, i: f"{role}-{i}", st.sampled_from(["filtering", "postanalytics", "jumphost"]),
                        st.integers(0, 9999))
 
