@@ -86,7 +86,7 @@ def unhonoured(aws: Mapping[str, Any]) -> list[str]:
 def _role_args(role: Mapping[str, Any]) -> dict[str, Any]:
     args: dict[str, Any] = {"RoleSessionName": SESSION_NAME}
     for key, arg in ROLE_KEYS.items():
-        value = role.get(key)
+        value: Any = role.get(key)
         if value in (None, "", [], {}):
             continue
         if key == "duration":
@@ -144,7 +144,7 @@ def client_options(aws: Mapping[str, Any]) -> dict[str, Any]:
         config["use_fips_endpoint"] = True
     if _flag(aws.get("useDualstackEndpoint")):
         config["use_dualstack_endpoint"] = True
-    retries = {}
+    retries: dict[str, Any] = {}
     if aws.get("maxRetries") not in (None, ""):
         retries["max_attempts"] = int(aws["maxRetries"])
     if aws.get("retryMode"):

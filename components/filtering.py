@@ -76,6 +76,8 @@ class FilteringNode(pulumi.ComponentResource):
         """Test attack counted and no new wstore write error; runs again whenever `fingerprint` changes."""
         # With wallarm_mode off nothing is analysed: the check then judges the link to wstore only.
         # 7.x: also wd's readiness endpoint (components/versions.py); 6.x has none, and its command stays as it was.
+        if self.configured is None:
+            raise RuntimeError(f"{self.name}: check_health() before install(): nothing configured to check")
         ready = versions.major(self.args.settings.filtering_version).ready_url
         create = script_command("health-check.sh", "--node", self.name, "--wallarm-mode", self.args.settings.wallarm_mode,
                                 *(("--ready-url", ready) if ready else ()))

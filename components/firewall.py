@@ -88,7 +88,7 @@ def upstream_target(url: str) -> tuple[str, int]:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     # The address as the node's resolver reads the literal (127.1, 0x0a000001, [::ffff:10.0.0.1] ...), so that the
     # rule opens exactly what NGINX connects to.
-    address = literal_address(parts.hostname)
+    address = literal_address(parts.hostname or "")
     return (f"{address}/32" if address is not None and address.version == 4 else WORLD), port
 
 

@@ -27,7 +27,8 @@ import dataclasses
 import functools
 import hashlib
 import json
-from typing import TYPE_CHECKING, Optional, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -139,8 +140,9 @@ def create_instance(name: str, role: str, shape: InstanceShape, args: NodeArgs, 
     vm_name = f"{name}-{gen}"
     key = key or host_key(f"{vm_name}-hostkey", parent)
     # Secret: it carries the host's private key (docs/security.md says who can read user data).
-    user_data = pulumi.Output.secret(pulumi.Output.all(key.private_key_openssh, key.public_key_openssh).apply(
-        lambda k: cloudinit.user_data(role, version, shape.arch, k[0], k[1])))
+    user_data: pulumi.Output[str] = pulumi.Output.secret(
+        pulumi.Output.all(key.private_key_openssh, key.public_key_openssh).apply(
+            lambda k: cloudinit.user_data(role, version, shape.arch, k[0], k[1])))
     instance = aws.ec2.Instance(
         vm_name,
         ami=args.ami_id,
@@ -177,7 +179,7 @@ def wait_for_sshd(name: str, host: pulumi.Input[str], via: Optional[remote.Conne
     with `via`, from the jump host. It exchanges no key, so a booting host costs no pinned dial."""
     create = pulumi.Output.concat("bash -s -- --host ", host, f" --timeout {BOOT_WAIT_SECONDS}")
     opts = pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), custom_timeouts=STEP_TIMEOUT)
-    common = dict(create=create, stdin=script_text("wait-for-ssh.sh"),
+    common: dict[str, Any] = dict(create=create, stdin=script_text("wait-for-ssh.sh"),
                   triggers=[*triggers, script_hash("wait-for-ssh.sh")], add_previous_output_in_env=False)
     if via is None:
         return local.Command(f"{name}-sshd", **common, opts=opts)
@@ -271,7 +273,7 @@ def install_command(s: Settings, mode: str, version: str, arch: str, with_nginx:
     """The installer step's command text: version, architecture, URL, mode, cloud, group, pinned digest (no token)."""
     args = ["--version", version, "--arch", arch, "--url", render.installer_url(version, arch),
             "--mode", mode, "--cloud", s.wallarm_cloud]
-    if s.wallarm_token_type == "api":
+    if s.wallarm_token_type == "api" and s.wallarm_node_group:  # the settings require a group with an api token
         args += ["--group", s.wallarm_node_group]
     digest = s.installer_sha256.get(f"{version}/{arch}")
     if digest:

@@ -37,6 +37,8 @@ class JumpHost(pulumi.ComponentResource):
         """image: the explicitly chosen jumpHostAmiId (part of the machine's generation), or None."""
         super().__init__("wallarm:index:JumpHost", name, None, opts)
         s = args.settings
+        if s.jump_host is None:
+            raise ValueError(f"{name}: the settings have no jump host (jumpHostInstanceType) to create")
         key = host_key(f"{name}-hostkey", self)
         self.instance, _ = create_instance(name, "jumphost", s.jump_host, args, "jumphost", self, public=True,
                                            key=key, image=image)

@@ -62,15 +62,21 @@ def interleave(subnets: Sequence[Subnet]) -> list[Subnet]:
     return [by_zone[z][i] for i in range(rounds) for z in zones if i < len(by_zone[z])]
 
 
+def place(subnets: Sequence[Subnet], offered: set[str], count: int) -> list[Subnet]:
+    """Node i's subnet: the i-th of the subnets in an offered zone, interleaved by zone, round robin. Node i's
+    subnet depends on nothing but i, so a node added to the fleet moves no other node. Empty when none is usable."""
+    usable = interleave([s for s in subnets if s.zone in offered])
+    return [usable[i % len(usable)] for i in range(count)] if usable else []
+
+
 def _place(key: str, instance_type: str, count: int, subnets: list[Subnet], kind: str,
            invoke: Optional[pulumi.InvokeOptions] = None) -> list[Subnet]:
     offered = offered_zones(instance_type, invoke)
-    usable = interleave([s for s in subnets if s.zone in offered])
-    if not usable:
+    if not any(s.zone in offered for s in subnets):
         zones = ", ".join(sorted({s.zone for s in subnets}))
         raise SettingsError(f"{key} is {instance_type!r}: AWS offers it in none of the zones of the {kind} "
                             f"subnets ({zones}); choose another type or other subnets.")
-    return [usable[i % len(usable)] for i in range(count)]
+    return place(subnets, offered, count)
 
 
 def layout(s: Settings, invoke: Optional[pulumi.InvokeOptions] = None) -> Layout:
@@ -123,15 +129,16 @@ class Network(pulumi.ComponentResource):
     """The VPC."""
     vpc_cidr: pulumi.Output[str]
     """Its IPv4 CIDR."""
-    public_subnet_ids: pulumi.Output[list]
+    public_subnet_ids: pulumi.Output[Sequence[str]]
     """Subnets of the load balancer and the jump host."""
 
     def __init__(self, name: str, s: Settings, plan: Layout, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("wallarm:index:Network", name, None, opts)
         self.plan, self.existing = plan, bool(s.vpc_id)
+        private_ids: pulumi.Output[Sequence[str]]
         if s.vpc_id:
             self.vpc_id = pulumi.Output.from_input(s.vpc_id)
-            self.vpc_cidr = pulumi.Output.from_input(plan.vpc_cidr)
+            self.vpc_cidr = pulumi.Output.from_input(plan.vpc_cidr or s.vpc_cidr)
             self.public_subnet_ids = pulumi.Output.from_input(list(s.public_subnet_ids))
             private_ids = pulumi.Output.from_input(list(s.private_subnet_ids))
         else:
@@ -152,7 +159,7 @@ class Network(pulumi.ComponentResource):
         self._ids = {"public": self.public_subnet_ids, "private": private_ids}
         self.register_outputs({"vpcId": self.vpc_id, "publicSubnetIds": self.public_subnet_ids})
 
-    def load_balancer_subnet_ids(self, internal: bool) -> pulumi.Output[list]:
+    def load_balancer_subnet_ids(self, internal: bool) -> pulumi.Output[Sequence[str]]:
         """The load balancer's subnets, one per zone (an NLB takes no two in one zone): the public ones, or, for an
         internal load balancer, the private ones of the zones the public subnets serve."""
         if not internal:
@@ -167,5 +174,8 @@ class Network(pulumi.ComponentResource):
     def placements(self, role: str) -> list[Placement]:
         """One Placement per node of a role (the jump host's in a public subnet)."""
         ids = self._ids["public" if role == "jumphost" else "private"]
-        return [Placement(sub.key if self.existing else ids.apply(lambda v, k=sub.index: v[k]), sub.zone, sub.key)
+
+        def nth(k: int) -> pulumi.Output[str]:
+            return ids.apply(lambda v: v[k])
+        return [Placement(sub.key if self.existing else nth(sub.index), sub.zone, sub.key)
                 for sub in self.plan.nodes[role]]

@@ -187,7 +187,9 @@ def render_nginx_conf(upstream: str, protected_upstream: str, mode: str, health_
     return f"{MANAGED}\n{upstream}\n{servers}{health}"
 
 
-def _file(path: str, content: str, mode: str, owner: str = "root") -> dict[str, Any]:
+def _file(path: str, content: Optional[str], mode: str, owner: str = "root") -> dict[str, Any]:
+    if content is None:  # a TLS spec without its certificate or key would write an empty file on the host
+        raise ValueError(f"{path}: no content given (TLS needs its certificates and keys)")
     return {"path": path, "content": content, "mode": mode, "owner": owner}
 
 

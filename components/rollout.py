@@ -45,20 +45,18 @@ def wire(postanalytics: Sequence[Postanalytics], filtering: Sequence[FilteringNo
     installed = local.Command("postanalytics-installed", add_previous_output_in_env=False,
                               opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
                                   depends_on=[p.installed for p in postanalytics])))
-    for f in filtering:
-        f.install(configure_after=[installed])
+    filtering_configured = [f.install(configure_after=[installed]) for f in filtering]
     configured = local.Command("filtering-configured", add_previous_output_in_env=False,
                                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-                                   depends_on=[f.configured for f in filtering])))
-    for p in postanalytics:
-        p.configure(after=[configured])
+                                   depends_on=filtering_configured)))
+    wstore_configured = [p.configure(after=[configured]) for p in postanalytics]
     wstore_specs = pulumi.Output.all(*[p.spec for p in postanalytics])
     barrier = local.Command("postanalytics-configured", add_previous_output_in_env=False,
                             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-                                depends_on=[p.configured for p in postanalytics])))
+                                depends_on=wstore_configured)))
     for f in filtering:
         fingerprint = pulumi.Output.unsecret(pulumi.Output.all(f.spec, wstore_specs).apply(
             lambda v: hashlib.sha256((v[0] + "".join(v[1])).encode()).hexdigest()))
-        f.check_health(after=[barrier], fingerprint=fingerprint)
+        health = f.check_health(after=[barrier], fingerprint=fingerprint)
         if entry is not None:
-            f.in_service = entry.register(f.name, f.instance.id, [f.health], parent=f)
+            f.in_service = entry.register(f.name, f.instance.id, [health], parent=f)

@@ -26,10 +26,15 @@ class SshKey(pulumi.ComponentResource):
         super().__init__("wallarm:index:SshKey", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.generated = public_key is None
-        if self.generated:
+        public: pulumi.Input[str]
+        if public_key is None:
             key = tls.PrivateKey(f"{name}-private", algorithm="ED25519", opts=child)
-            public_key, private_key = key.public_key_openssh, key.private_key_openssh
-        pair = aws.ec2.KeyPair(f"{name}-pair", public_key=public_key, tags={"Name": f"{name}-pair"}, opts=child)
+            public, private_key = key.public_key_openssh, key.private_key_openssh
+        else:
+            public = public_key
+        if private_key is None:
+            raise ValueError(f"{name}: a given public key needs its private key (sshPrivateKey) for the remote steps")
+        pair = aws.ec2.KeyPair(f"{name}-pair", public_key=public, tags={"Name": f"{name}-pair"}, opts=child)
         self.key_name = pair.key_name
         self.private_key = pulumi.Output.secret(private_key)
         self.register_outputs({"keyName": self.key_name})

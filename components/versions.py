@@ -28,10 +28,10 @@ from typing import Optional
 Target = tuple[str, str, str, dict, Optional[str]]
 
 STATUS_URL = "http://127.0.0.8/wallarm-status"
-_STATUS = ("wallarm-status", "127.0.0.8:80", "/wallarm-status", {"format": ["prometheus"]}, None)
-_WSTORE = ("wallarm-wstore", "127.0.0.1:9001", "/metrics", {}, None)
-_WCLI = ("wallarm-wcli", "127.0.0.1:9003", "/metrics", {}, None)
-_WD = ("wallarm", "127.0.0.1:9445", "/metrics", {}, "wallarm_.*")
+_STATUS: Target = ("wallarm-status", "127.0.0.8:80", "/wallarm-status", {"format": ["prometheus"]}, None)
+_WSTORE: Target = ("wallarm-wstore", "127.0.0.1:9001", "/metrics", {}, None)
+_WCLI: Target = ("wallarm-wcli", "127.0.0.1:9003", "/metrics", {}, None)
+_WD: Target = ("wallarm", "127.0.0.1:9445", "/metrics", {}, "wallarm_.*")
 
 
 @dataclasses.dataclass(frozen=True)

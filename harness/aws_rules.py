@@ -177,7 +177,7 @@ def _target_group(name: str, i: dict) -> Optional[str]:
     if delay is not None and not 0 <= int(delay) <= 3600:
         return f'expected deregistration_delay to be in the range (0 - 3600), got {delay}'
     check = i.get("healthCheck") or {}
-    port = check.get("port")
+    port: Any = check.get("port")
     if port not in (None, "traffic-port") and not 1 <= int(port) <= 65535:
         return f'ValidationError: health check port {port} must be from 1 to 65535 or traffic-port'
     # CreateTargetGroup: HealthCheckProtocol HTTP, HTTPS or TCP (TLS, UDP, TCP_UDP, GENEVE are not supported for
@@ -372,7 +372,7 @@ def _log_group(name: str, i: dict) -> Optional[str]:
     group = i.get("name") or name + AUTONAME_SUFFIX
     if not re.fullmatch(r"[\w\-/.#]{1,512}", group) or group.startswith("aws/"):
         return f"InvalidParameterException: 1 validation error detected: Value '{group}' at 'logGroupName' failed to satisfy constraint"
-    retention = i.get("retentionInDays")
+    retention: Any = i.get("retentionInDays")
     if retention not in (None, 0) and int(retention) not in LOG_RETENTIONS:
         return f"expected retention_in_days to be one of {list(LOG_RETENTIONS)}, got {retention}"
     return None

@@ -443,7 +443,7 @@ def nft_ruleset(run, lb: Declared, lay: Layout) -> tuple[str, list[str]]:
     def peer(rule: dict) -> Optional[str]:
         if rule.get("cidrIpv4"):
             return rule["cidrIpv4"]
-        ref = sources.get(rule.get("referencedSecurityGroupId"))
+        ref = sources.get(rule.get("referencedSecurityGroupId", ""))
         return "{ " + ", ".join(sorted(ref)) + " }" if ref else None
 
     def match(rule: dict) -> str:
@@ -453,7 +453,8 @@ def nft_ruleset(run, lb: Declared, lay: Layout) -> tuple[str, list[str]]:
         low, high = int(rule.get("fromPort", 0)), int(rule.get("toPort", 0))
         return f"{proto} dport {low if low == high else f'{low}-{high}'} "
 
-    chains, enforced = {"input": [], "output": []}, []
+    chains: dict[str, list[str]] = {"input": [], "output": []}
+    enforced: list[str] = []
     for kind, chain, own, other in ((INGRESS, "input", "daddr", "saddr"), (EGRESS, "output", "saddr", "daddr")):
         guarded = set()
         for sg, addresses in sorted(members.items()):
@@ -493,9 +494,10 @@ def send(lay: Layout, lb: Declared, listener: Listener, client: str, path: str, 
     sent = Sent(listener, client, path)
     port = lay.port(listener.port)
     source = (client, 0) if lay.privileged else None
+    conn: http.client.HTTPConnection
     try:
         if listener.protocol == "TLS":
-            context = ssl.create_default_context(cadata=ca.decode())
+            context = ssl.create_default_context(cadata=ca.decode() if ca is not None else None)
             conn = http.client.HTTPSConnection(lay.lb, port, timeout=timeout, source_address=source,
                                                context=context)
         else:
@@ -578,6 +580,7 @@ class Traffic:
         r = self.report
         r.row(self.host, "address", f"{lay.lb} (" + ", ".join(f"{l.protocol}/{l.port} -> {l.group.name}"
                                                              for l in lb.listeners) + ")")
+        network: Namespace | HostNetwork
         if self.privileged:
             network = Namespace(lay.extra)
             r.row(self.host, "network", "a namespace of the rehearsal's own (unshare -n); client addresses kept "
@@ -607,7 +610,7 @@ class Traffic:
                                                                            text)]
         self.procs += procs
         if not _wait_listening(network, listening, procs, 10):
-            errors = [p.stderr.read().decode().strip() for p in procs if p.poll() is not None]
+            errors = [p.communicate()[1].decode().strip() for p in procs if p.poll() is not None]
             self.fail(f"the NGINX stand-ins did not start: {'; '.join(errors) or 'not listening after 10 s'}")
             return
         cert = workdir / "lb.pem"
@@ -621,9 +624,11 @@ class Traffic:
         self.procs.append(haproxy)
         if not _wait_listening(network, [(lay.lb, lay.port(l.port)) for l in lb.listeners], [haproxy], 10):
             exited = haproxy.poll() is not None
-            self.fail(f"HAProxy did not start: {haproxy.stderr.read().decode().strip() if exited else 'not listening'}")
+            reason = haproxy.communicate()[1].decode().strip() if exited else "not listening"
+            self.fail(f"HAProxy did not start: {reason}")
             return
-        if self.privileged:  # once everything listens (the readiness probes come from addresses it would refuse)
+        # Privileged (a Namespace); once everything listens (the readiness probes come from addresses it would refuse).
+        if isinstance(network, Namespace):
             ruleset, enforced = nft_ruleset(self.run, lb, lay)
             (workdir / "rules.nft").write_text(ruleset)
             network.run(["nft", "-f", str(workdir / "rules.nft")])

@@ -76,7 +76,8 @@ SUBNETS = {
     "subnet-0a1b2c3d4e5f60012": (EXISTING_VPC, f"{REGION}b"), "subnet-0a1b2c3d4e5f60013": (EXISTING_VPC, f"{REGION}c"),
     "subnet-0fffffffffffff001": ("vpc-0fffffffffffff000", f"{REGION}a"),
 }
-CURVES = {"P224": ec.SECP224R1, "P256": ec.SECP256R1, "P384": ec.SECP384R1, "P521": ec.SECP521R1}
+CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "P224": ec.SECP224R1, "P256": ec.SECP256R1, "P384": ec.SECP384R1, "P521": ec.SECP521R1}
 KEY_USAGES = {
     "digital_signature": "digital_signature", "content_commitment": "content_commitment",
     "key_encipherment": "key_encipherment", "data_encipherment": "data_encipherment",
@@ -238,7 +239,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
         tags = inputs.get("tags") or {}
         role, _, index = tags.get("Node", "x-0").rpartition("-")
         i = int(index) if index.isdigit() else 0
-        subnet = {"postanalytics": 0, "filtering": 1}.get(tags.get("Role"), 2)
+        subnet = {"postanalytics": 0, "filtering": 1}.get(tags.get("Role", ""), 2)
         generation = int(hashlib.sha256(tags.get("Name", "").encode()).hexdigest()[:2], 16)
         block, host = subnet + 10 * (i // 200), 10 + i % 200
         private = (f"127.{self.loopback_net}.{block + 50 * (generation % 4)}.{host}" if self.loopback
@@ -311,8 +312,8 @@ class ProviderMocks(pulumi.runtime.Mocks):
         return extra
 
     def _instance(self, name: str, inputs: dict):
-        wanted = INSTANCE_TYPES.get(inputs.get("instanceType"), (0, []))[1]
-        image = self._image_arch.get(inputs.get("ami"))
+        wanted = INSTANCE_TYPES.get(inputs.get("instanceType", ""), (0, []))[1]
+        image = self._image_arch.get(inputs.get("ami", ""))
         if image and wanted and image not in wanted:
             raise aws_rules.Refused(
                 f"aws:ec2/instance:Instance {name}: InvalidParameterValue: The architecture '{wanted[0]}' of the "
@@ -343,6 +344,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
 
     def _private_key(self, name: str, inputs: dict):
         algorithm = inputs.get("algorithm", "RSA")
+        key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
         if algorithm == "ECDSA":
             key = ec.generate_private_key(CURVES[inputs.get("ecdsaCurve", "P224")]())
         elif algorithm == "ED25519":
@@ -387,7 +389,7 @@ class ProviderMocks(pulumi.runtime.Mocks):
 
     def _cert_request(self, name: str, inputs: dict):
         key = self._key(inputs["privateKeyPem"])
-        sans = [x509.DNSName(d) for d in inputs.get("dnsNames", [])]
+        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in inputs.get("dnsNames", [])]
         sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in inputs.get("ipAddresses", [])]
         builder = x509.CertificateSigningRequestBuilder().subject_name(_name(inputs.get("subject")))
         if sans:

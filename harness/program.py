@@ -14,7 +14,7 @@ import logging
 import runpy
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import AbstractSet, Any, Optional
 
 import pulumi
 import yaml
@@ -39,7 +39,7 @@ def encode(value: Any) -> str:
 class StackConfig(dict):
     """A stack's config as the engine hands it over, and which secret keys the file holds in plaintext."""
 
-    plaintext: set = frozenset()
+    plaintext: AbstractSet[str] = frozenset()
 
 
 class StackFileError(ValueError):
@@ -144,13 +144,15 @@ def run_program(config: dict[str, str], stack: str = "dev", loopback: bool = Fal
             run.namespace.update(runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__"))
             for value in list(run.namespace.values()):
                 # A WallarmDeployment: its components under the names the program's globals gave them before it.
-                if isinstance(value, pulumi.ComponentResource) and isinstance(getattr(value, "parts", None), dict):
-                    run.namespace.update(value.parts)
+                # (isinstance first: getattr on an Output lifts the attribute into a new Output, failing later)
+                parts = getattr(value, "parts", None) if isinstance(value, pulumi.ComponentResource) else None
+                if isinstance(parts, dict):
+                    run.namespace.update(parts)
         finally:
             pulumi.export = real_export
         names = list(exported)
         outs = [pulumi.Output.from_input(exported[n]) for n in names]
-        secrecy = [pulumi.Output.from_input(o.is_secret()) for o in outs]
+        secrecy: list[pulumi.Output[bool]] = [pulumi.Output.from_input(o.is_secret()) for o in outs]
 
         def collect(values):
             run.exports.update(zip(names, values[: len(names)]))

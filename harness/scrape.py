@@ -167,7 +167,7 @@ def check_hosts(run, hosts: list[str], addresses: dict[str, str], states: dict[s
             stand_ins.append(start(role, addresses[host], states[host]))
         for host in hosts:
             try:
-                step: Optional[dict] = run.mocks.named(f"{host}-agent").inputs
+                step: dict = run.mocks.named(f"{host}-agent").inputs
             except StopIteration:
                 fail(host, "scraped", "no agent step: nothing would report this node's metrics")
                 continue

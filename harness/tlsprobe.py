@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -79,7 +79,7 @@ def diagnose(role: str, cert: Optional[str] = None, key: Optional[str] = None, c
             elif leaf.not_valid_before_utc > now:
                 problems.append(f"the {role} certificate {show(cert)} is not valid before "
                                 f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
-            if authorities and not any(_issued_by(leaf, a) for a in authorities):
+            if ca is not None and authorities and not any(_issued_by(leaf, a) for a in authorities):
                 problems.append(f"the {role} certificate {show(cert)} is not issued by the CA in {show(ca)} "
                                 "(a certificate from another CA?)")
     if key is not None:
@@ -94,7 +94,7 @@ def diagnose(role: str, cert: Optional[str] = None, key: Optional[str] = None, c
             problems.append(f"the {role} key {show(key)} is missing")
         elif private is None:
             problems.append(f"the {role} key {show(key)} is not an unencrypted PEM private key (empty or truncated?)")
-        elif leaf is not None and _public(private) != _public(leaf):
+        elif leaf is not None and cert is not None and _public(private) != _public(leaf):
             problems.append(f"the {role} key {show(key)} does not match the certificate {show(cert)}")
     return problems
 
@@ -138,7 +138,9 @@ class StandIn:
                     with self.context.wrap_socket(conn, server_side=True) as tls:
                         tls.recv(64)
                         peer = tls.getpeercert() or {}
-                        cn = dict(x[0] for x in peer.get("subject", ())).get("commonName", "-")
+                        # ssl's getpeercert(): subject is a tuple of RDNs, each a tuple of (name, value) pairs.
+                        subject = cast("tuple[tuple[tuple[str, str], ...], ...]", peer.get("subject", ()))
+                        cn = dict(x[0] for x in subject).get("commonName", "-")
                         tls.sendall(ANSWER)
                         self.accepted.append(cn)
                 except (ssl.SSLError, OSError) as exc:

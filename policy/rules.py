@@ -352,7 +352,8 @@ def check_source_unions(args, report_violation) -> None:
         groups.setdefault(key, []).extend(rules)
         names[key] = key.rsplit("::", 1)[-1]
     for key, rules in groups.items():
-        points = {("tcp", p) for p in (22, *wstore)} | {("udp", p) for p in (22, *wstore)}
+        # (protocol, port); None: every port of a protocol without port ranges (ICMP, a raw protocol number).
+        points: set[tuple[str, Optional[int]]] = {(proto, p) for proto in ("tcp", "udp") for p in (22, *wstore)}
         for rule in rules:
             if rule.ports is not None:
                 points.add((rule.protocol, rule.ports.start))

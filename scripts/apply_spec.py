@@ -360,7 +360,7 @@ def snapshot(path: str) -> State:
         return State("absent")
     except NotADirectoryError:
         raise SpecError(f"{path}: one of its parents is not a directory") from None
-    owner = dict(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
+    owner: dict[str, Any] = dict(mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
     if stat.S_ISLNK(st.st_mode):
         return State("link", target=os.readlink(target), **owner)
     if stat.S_ISDIR(st.st_mode):
@@ -433,18 +433,20 @@ def merged_env(path: str, values: dict[str, str]) -> tuple[Optional[bytes], Stat
     newline = "\r\n" if "\r\n" in text else "\n"
     lines = text.splitlines(keepends=True)
     where: dict[str, list[int]] = {}
+    matched: dict[int, re.Match[str]] = {}
     for i, line in enumerate(lines):
         m = ENV_LINE.match(line)
         if m and m["name"] in values:
             where.setdefault(m["name"], []).append(i)
+            matched[i] = m
     changed = False
     for name, value in values.items():
         found = where.get(name, [])
-        if found and _env_meaning(ENV_LINE.match(lines[found[-1]])["value"]) == value:
+        if found and _env_meaning(matched[found[-1]]["value"]) == value:
             continue  # the last assignment is the one that counts, and it is right
         changed = True
         for i in found:
-            m = ENV_LINE.match(lines[i])
+            m = matched[i]
             lines[i] = f"{m['lead']}{name}={_env_text(value)}{m['end']}"
         if not found:
             if lines and not lines[-1].endswith("\n"):
@@ -537,7 +539,8 @@ def desired_state(spec: dict) -> tuple[list[Want], list[str]]:
 
 def check_parents(path: str) -> list[str]:
     """The directories that writing `path` creates (outermost first); refuses a parent that leaves the roots."""
-    missing, parent = [], os.path.dirname(path)
+    missing: list[str] = []
+    parent = os.path.dirname(path)
     while parent != "/" and not os.path.lexists(host(parent)):
         missing.insert(0, parent)
         parent = os.path.dirname(parent)
@@ -767,7 +770,7 @@ def resolve(name: str) -> list[str]:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return found
     infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
-    return [info[4][0].split("%")[0] for info in infos]
+    return [str(info[4][0]).split("%")[0] for info in infos]
 
 
 def check_upstream_names(names: list[str]) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Optional
 try:
     import yaml
 except ImportError:  # wait-for-boot.sh checks for it; say so rather than fail with a traceback
-    yaml = None
+    yaml = None  # type: ignore[assignment]  # the module or None, checked before use (mypy docs: optional imports)
 
 
 class EditError(ValueError):

@@ -19,9 +19,9 @@ try:
     from packaging.utils import canonicalize_name
     from packaging.version import Version
 except ImportError:  # a fresh venv has only pip, which vendors packaging
-    from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
-    from pip._vendor.packaging.utils import canonicalize_name  # type: ignore[no-redef]
-    from pip._vendor.packaging.version import Version  # type: ignore[no-redef]
+    from pip._vendor.packaging.requirements import Requirement  # type: ignore[assignment]
+    from pip._vendor.packaging.utils import canonicalize_name  # type: ignore[assignment]
+    from pip._vendor.packaging.version import Version  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parent.parent
 RANGES = "requirements.in"
@@ -48,7 +48,7 @@ def _logical_lines(text: str) -> list[str]:
 
 def ranges(text: str) -> dict[str, Requirement]:
     """requirements.in: the direct requirements by canonical name."""
-    found = {}
+    found: dict[str, Requirement] = {}
     for line in _logical_lines(text):
         if line.startswith("-"):
             continue
@@ -60,7 +60,8 @@ def ranges(text: str) -> dict[str, Requirement]:
 def pins(text: str) -> tuple[dict[str, Version], list[str]]:
     """requirements.txt: the pinned versions by canonical name, and a sentence for each line that is no hashed
     exact pin."""
-    found, problems = {}, []
+    found: dict[str, Version] = {}
+    problems: list[str] = []
     for line in _logical_lines(text):
         if line.startswith("-"):
             problems.append(f"{LOCK} holds the option line {line.split()[0]!r}: the lock holds only hashed pins")

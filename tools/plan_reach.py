@@ -67,7 +67,7 @@ class Rule:
             return True
         if self.protocol != other.protocol:
             return False
-        if self.from_port is None or other.from_port is None:
+        if self.from_port is None or other.from_port is None or self.to_port is None or other.to_port is None:
             return self.from_port is None
         return self.from_port <= other.from_port and other.to_port <= self.to_port
 

@@ -20,7 +20,7 @@ import dataclasses
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import yaml
 
@@ -29,10 +29,11 @@ from harness.nginxconf import parse_text
 from harness.tlsprobe import Result, StandIn, connect
 from tools.rehearse import Report, rehearse
 
-ROTATION = [("before", {}), ("prepare", {"caRotation": "prepare"}), ("switch", {"caRotation": "switch"}),
-            ("finish", {"caGeneration": 2, "caRotation": "none"})]
+ROTATION: list[tuple[str, dict[str, Any]]] = [
+    ("before", {}), ("prepare", {"caRotation": "prepare"}), ("switch", {"caRotation": "switch"}),
+    ("finish", {"caGeneration": 2, "caRotation": "none"})]
 """The documented rotation from generation 1 to 2, each step one `pulumi up`."""
-ONE_STEP = [("before", {}), ("swap", {"caGeneration": 2})]
+ONE_STEP: list[tuple[str, dict[str, Any]]] = [("before", {}), ("swap", {"caGeneration": 2})]
 """A CA replaced in one `pulumi up` (as `--replace <pki-ca-key>` or a new CA validity does): the negative control."""
 
 

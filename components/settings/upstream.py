@@ -48,7 +48,9 @@ def literal_address(host: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv
 def internal_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Optional[str]:
     """Why the filtering node must not proxy to this address (this host, or AWS's services), or None."""
     if address == METADATA_V4 or address in AWS_IPV6_SERVICES:
-        return f"it is {AWS_IPV6_SERVICES.get(address, 'the instance metadata service')} ({address})"
+        what = AWS_IPV6_SERVICES.get(address, "the instance metadata service") \
+            if isinstance(address, ipaddress.IPv6Address) else "the instance metadata service"
+        return f"it is {what} ({address})"
     for attribute, what in (("is_loopback", "loopback"), ("is_link_local", "link-local"),
                             ("is_unspecified", "unspecified (this host)"), ("is_multicast", "multicast"),
                             ("is_reserved", "reserved (broadcast or class E)")):

@@ -136,7 +136,7 @@ class Sandbox:
 
     def tree(self, include_state: bool = False) -> dict[str, tuple]:
         """Every path under the root but the state directory: (kind, bytes or link target, mode, uid, gid)."""
-        out = {}
+        out: dict[str, tuple[str, Union[str, bytes], int, int, int]] = {}
         for p in sorted(self.root.rglob("*")):
             rel = str(p.relative_to(self.root))
             if not include_state and (rel + "/").startswith(STATE_DIR + "/"):
