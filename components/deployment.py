@@ -155,6 +155,7 @@ class WallarmDeployment(pulumi.ComponentResource):
         self.ssh = ssh = SshKey("ssh", s.ssh_public_key, s.ssh_private_key, child)
         self.firewall = Firewall("firewall", settings.firewall_args(s, network.vpc_id), child)
         sg = self.firewall.group_ids
+        assert s.monitoring is not None  # validated settings always have it (settings.Settings says when not)
         self.agent = agent = AgentAccess("agent", s.stack, s.monitoring.log_retention_days, child)
         self.jump = jump = JumpHost("jumphost", NodeArgs(
             s, jump_image, network.placements("jumphost")[0], [sg["jumphost"], sg["deployer"]], ssh.key_name,
@@ -195,7 +196,8 @@ class WallarmDeployment(pulumi.ComponentResource):
             s.tls_certificate_arn, node_certificates=s.tls), child)
 
     def _export(self, s: settings.Settings) -> None:
-        jump, nodes = self.jump, [(n.name, n.private_ip) for n in [*self.postanalytics, *self.filtering]]
+        jump = self.jump
+        nodes = [(p.name, p.private_ip) for p in self.postanalytics] + [(f.name, f.private_ip) for f in self.filtering]
         self.url = self.entry.dns_name.apply(lambda d: f"http://{d}")
         self.load_balancer_dns_name = self.entry.dns_name
         self.postanalytics_private_ips = pulumi.Output.all(*[p.private_ip for p in self.postanalytics])
@@ -211,10 +213,12 @@ class WallarmDeployment(pulumi.ComponentResource):
             lambda v: {name: (f"ssh -J {s.ssh_user}@{v[0]} " if v[0] else "ssh ") + f"{s.ssh_user}@{ip}"
                        for (name, _), ip in zip(nodes, v[1:])})
         self.ssh_private_key = pulumi.Output.from_input(self.ssh.private_key if self.ssh.generated else None)
-        self.outputs = {"url": self.url, "loadBalancerDnsName": self.load_balancer_dns_name,
-                        "postanalyticsPrivateIps": self.postanalytics_private_ips,
-                        "filteringPrivateIps": self.filtering_private_ips, "wstoreUpstream": self.wstore_upstream,
-                        "caCertificate": self.ca_certificate, "dashboardUrl": self.dashboard_url}
+        self.outputs: dict[str, pulumi.Output[Any]] = {
+            "url": self.url, "loadBalancerDnsName": self.load_balancer_dns_name,
+            "postanalyticsPrivateIps": self.postanalytics_private_ips,
+            "filteringPrivateIps": self.filtering_private_ips,
+            "wstoreUpstream": self.wstore_upstream, "caCertificate": self.ca_certificate,
+            "dashboardUrl": self.dashboard_url}
         """The stack's outputs, as __main__.py exports them: the keys of register_outputs."""
         if jump:
             self.outputs.update(jumpHostPublicIp=self.jump_host_public_ip, jumpHostHostKey=self.jump_host_host_key,

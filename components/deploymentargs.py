@@ -225,9 +225,10 @@ def from_settings(s: Any) -> WallarmDeploymentArgs:
         alarm_certificate_days=m.thresholds["certificate_days"],
         # The settings' threshold may be the half-validity fallback, a fraction of a day: the args carry whole days.
         alarm_internal_certificate_days=max(1, round(m.thresholds["internal_certificate_days"])))
-    optional = {"wallarm_node_group": s.wallarm_node_group, "protected_upstream_ca_certificate": s.protected_upstream_ca,
-                "ssh_public_key": s.ssh_public_key, "ssh_private_key": s.ssh_private_key, "ami_id": s.ami_id,
-                "jump_host_ami_id": s.jump_host_ami_id, "vpc_id": s.vpc_id, "tls_certificate_arn": s.tls_certificate_arn,
+    optional = {"wallarm_node_group": s.wallarm_node_group,
+                "protected_upstream_ca_certificate": s.protected_upstream_ca, "ssh_public_key": s.ssh_public_key,
+                "ssh_private_key": s.ssh_private_key, "ami_id": s.ami_id, "jump_host_ami_id": s.jump_host_ami_id,
+                "vpc_id": s.vpc_id, "tls_certificate_arn": s.tls_certificate_arn,
                 "jump_host_instance_type": jump.instance_type if jump else None}
     args.update({k: v for k, v in optional.items() if v is not None})  # type: ignore[typeddict-item]
     return args

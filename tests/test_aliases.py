@@ -87,20 +87,22 @@ def test_without_the_aliases_everything_would_be_replaced():
 
 
 def test_inherited_aliases_follow_the_engine():
-    """The engine's rule (step_generator.go, inheritedChildAlias): a child of an aliased parent is looked up under
-    the parent's old URN, its name's parent prefix renamed with the parent."""
-    parent_alias = "urn:pulumi:dev::p::wallarm:index:Network::net"
-    assert aliases.create_urn("net-vpc", "awsx:ec2:Vpc", parent_alias, "p", "dev") == \
-        "urn:pulumi:dev::p::wallarm:index:Network$awsx:ec2:Vpc::net-vpc"
-    old = {"urn:pulumi:dev::p::wallarm:index:Network::net", "urn:pulumi:dev::p::wallarm:index:Network$awsx:ec2:Vpc::net-vpc"}
-    base = aliases.Recorded("wallarm:index:Network", "network", {}, {}, {}, urn="urn:pulumi:dev::p::a:b:C$wallarm:index:Network::network",
-                            parent="urn:pulumi:dev::p::a:b:C::top",
+    """The engine's rule (step_generator.go, inheritedChildAlias): a child of a parent found through an alias is
+    looked up under that old parent URN, its name's parent prefix renamed with the parent (network-vpc -> net-vpc);
+    URNs qualified by the whole chain of parent types, never the stack's (deployment.go, generateURN)."""
+    stack, net = "urn:pulumi:dev::p::pulumi:pulumi:Stack::p-dev", "urn:pulumi:dev::p::wallarm:index:Network::net"
+    top = aliases.Recorded("a:b:C", "top", {}, {}, {}, urn="urn:pulumi:dev::p::pulumi:pulumi:Stack$a:b:C::top",
+                           parent=stack)
+    base = aliases.Recorded("wallarm:index:Network", "network", {}, {}, {},
+                            urn="urn:pulumi:dev::p::a:b:C$wallarm:index:Network::network", parent=top.urn,
                             options={"aliases": [{"name": "net", "noParent": True}]})
     child = aliases.Recorded("awsx:ec2:Vpc", "network-vpc", {}, {}, {},
-                             urn="urn:pulumi:dev::p::a:b:C$wallarm:index:Network$awsx:ec2:Vpc::network-vpc",
-                             parent=base.urn, options={"aliases": []})
-    assert aliases.claims(old, [base, child]) == {base.urn: "urn:pulumi:dev::p::wallarm:index:Network::net",
-                                                  child.urn: "urn:pulumi:dev::p::wallarm:index:Network$awsx:ec2:Vpc::net-vpc"}
+                             urn="urn:pulumi:dev::p::wallarm:index:Network$awsx:ec2:Vpc::network-vpc",
+                             parent=base.urn)
+    assert aliases.engine_urns([top, base, child])[child.urn] == \
+        "urn:pulumi:dev::p::a:b:C$wallarm:index:Network$awsx:ec2:Vpc::network-vpc"
+    old_vpc = "urn:pulumi:dev::p::wallarm:index:Network$awsx:ec2:Vpc::net-vpc"
+    assert aliases.claims({net, old_vpc}, [top, base, child]) == {base.urn: net, child.urn: old_vpc}
 
 
 def test_every_resource_is_a_descendant_of_one_deployment():

@@ -108,6 +108,8 @@ TYPE_ACTIONS: dict[str, tuple[list[str], list[str]]] = {
     "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": (READ, []),
     "aws:ec2/getSubnet:getSubnet": (READ, []),
     "aws:ec2/getVpc:getVpc": (READ, []),
+    # The provider's own region (components/deployment.py); ec2:DescribeRegions where the provider asks EC2 at all.
+    "aws:index/getRegion:getRegion": (READ, []),
     # The provider checks its credentials first.
     "provider": (["sts:GetCallerIdentity"], []),
 }
