@@ -281,4 +281,4 @@ def stage_script(files: dict[str, str], then: Sequence[str]) -> str:
     for name, text in files.items():
         lines += [f"put {name} <<'EOF'", base64.encodebytes(text.encode()).decode().rstrip("\n"), "EOF"]
     # </dev/null: `bash -s` reads this very script from stdin, which a command must not eat.
-    return "\n".join([*lines, *(f"{command} </dev/null" for command in then)]) + "\n"
+    return "\n".join([*lines, *(f"{{ {command}; }} </dev/null" for command in then)]) + "\n"

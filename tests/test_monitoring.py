@@ -197,7 +197,7 @@ def test_every_node_is_named_before_the_installer_registers_it():
     run = program_run()
     for node in ("postanalytics-0", "filtering-0", "filtering-1"):
         named = run.mocks.named(f"{node}-wait")  # stages the scripts, waits for boot, then names the host
-        assert f"set-hostname.sh --name dev-{node} </dev/null" in named.inputs["stdin"], node
+        assert f"set-hostname.sh --name dev-{node}; }} </dev/null" in named.inputs["stdin"], node
         assert named.urn in run.mocks.named(f"{node}-install").options["dependencies"], node
 
 
