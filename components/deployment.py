@@ -26,7 +26,6 @@ The children keep the names they had at the top level: one WallarmDeployment per
 the stack's name too).
 """
 
-import gc
 from typing import Any, Mapping, Optional
 
 import pulumi
@@ -46,12 +45,6 @@ from .postanalytics import Postanalytics
 from .sshkey import SshKey
 
 TYPE = "wallarm:index:WallarmDeployment"
-
-# The SDK keeps every resource's Outputs and futures alive to the end, so with the default thresholds (a young
-# collection every 700 allocations) the cycle collector rescans an ever larger heap: 40% of the program's CPU time
-# at 200 nodes under the mocks, more at 500 (docs/testing.md, "The benchmark"). Rarer young collections keep
-# memory bounded and the time per node flat.
-gc.set_threshold(100_000, 50, 10)
 
 
 def aws_provider(opts: Optional[pulumi.ResourceOptions]) -> Optional[pulumi.ProviderResource]:

@@ -1,8 +1,8 @@
 """FilteringNode: one NGINX-Wallarm filtering node.
 
 Creates: the EC2 instance (private subnet, no public IP) and its SSH host key; with mutual TLS, its client key,
-CSR (SANs: its private IP and DNS name) and certificate; remote steps sshd (wait for its SSH banner) -> upload
--> wait (boot). components/rollout.py then declares, in order: install (the distribution's NGINX, then all-in-one mode filtering) -> configure (our NGINX file: the
+CSR (SANs: its private IP and DNS name) and certificate; remote steps sshd (wait for its SSH banner) -> wait
+(stage the scripts, boot, host name). components/rollout.py then declares, in order: install (the distribution's NGINX, then all-in-one mode filtering) -> configure (our NGINX file: the
 wallarm_wstore upstream, CA and client certificate files, the proxying server, the health location; nginx -t,
 reload) -> health (test attack counted, no new wstore write error) -> registration in the load balancer.
 """

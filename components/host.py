@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import hashlib
@@ -201,31 +202,19 @@ class HostSteps:
         self.sshd = wait_for_sshd(name, instance.private_ip, jump.connection if jump else None, [self.instance_id],
                                   [jump.ready] if jump else [], parent)
 
-    def stage_path(self, script: str) -> str:
-        return f"/home/{self.user}/{STAGE_DIR}/{script}"
-
-    def upload(self, scripts: Sequence[str]) -> list[remote.CopyToRemote]:
-        return [
-            remote.CopyToRemote(
-                f"{self.name}-upload-{script.split('.')[0]}",
-                connection=self.connection,
-                source=pulumi.StringAsset(script_text(script)),
-                remote_path=self.stage_path(script),
-                triggers=[self.instance_id],
-                opts=pulumi.ResourceOptions(parent=self.parent, depends_on=[self.sshd]),
-            )
-            for script in scripts
-        ]
-
     def boot(self, scripts: Sequence[str], hostname: Optional[str] = None) -> remote.Command:
-        """upload -> wait for boot (-> name the host, before the installer registers it)."""
-        waited = self.command("wait", "wait-for-boot.sh", script_command("wait-for-boot.sh"), self.upload(scripts))
-        if hostname is None:
-            return waited
-        # A step, not user data: a running node takes its name in place, with no new machine; Console shows the
-        # new name from its next registration (a new generation), see docs/monitoring.md.
-        return self.command("hostname", "set-hostname.sh",
-                            script_command("set-hostname.sh", "--name", hostname, sudo=True), [waited])
+        """`<node>-wait`: stages `scripts` in ~/wallarm-deploy, waits for boot and (with `hostname`) names the host,
+        before the installer registers it. One step: the scripts ride on its stdin (stage_script), so a host costs
+        no upload resource (pulumi-command's CopyToRemote takes one file, or an archive only as a local path:
+        provider/pkg/provider/remote/copyController.go, Check: "archive must be a path to a file or directory").
+        Any edited script re-runs it on every host: it re-stages the files, finds the host booted and named, and
+        restarts nothing. The name is a step, not user data: a running node takes it in place, with no new
+        machine; Console shows it from its next registration (a new generation), see docs/monitoring.md."""
+        then = [script_command("wait-for-boot.sh")]
+        if hostname is not None:
+            then.append(script_command("set-hostname.sh", "--name", hostname, sudo=True))
+        return self.command("wait", "wait-for-boot.sh", "bash -s", [self.sshd],
+                            stdin=stage_script({s: script_text(s) for s in scripts}, then))
 
     def agent(self, bundle: pulumi.Input[str], after: Sequence[pulumi.Resource]) -> remote.Command:
         """The CloudWatch agent: installed once, its configuration (on stdin) loaded whenever it changes."""
@@ -284,7 +273,20 @@ def install_command(s: Settings, mode: str, version: str, arch: str, with_nginx:
 
 
 def script_command(script: str, *args: str, sudo: bool = False, python: bool = False) -> str:
-    """The command text that runs a staged script. `~` is the SSH user's home, where upload() put it."""
+    """The command text that runs a staged script. `~` is the SSH user's home, where boot() put it."""
     runner = "python3" if python else "bash"
     words = (["sudo"] if sudo else []) + [runner, f"~/{STAGE_DIR}/{script}", *args]
     return " ".join(words)
+
+
+def stage_script(files: dict[str, str], then: Sequence[str]) -> str:
+    """A bash script that writes `files` into ~/STAGE_DIR (each through a temporary file and a rename: a run killed
+    at any line leaves the old or the new file, two at once never mix; an unchanged file is left as it is), then runs
+    `then`, stopping at a failure."""
+    lines = ["set -euo pipefail", f'stage="$HOME/{STAGE_DIR}"', 'mkdir -p "$stage"',
+             'put() { local tmp; tmp=$(mktemp "$stage/.$1.XXXXXX"); base64 -d >"$tmp"; chmod 0644 "$tmp"; '
+             'if cmp -s "$tmp" "$stage/$1"; then rm -f "$tmp"; else mv -f "$tmp" "$stage/$1"; fi; }']
+    for name, text in files.items():
+        lines += [f"put {name} <<'EOF'", base64.encodebytes(text.encode()).decode().rstrip("\n"), "EOF"]
+    # </dev/null: `bash -s` reads this very script from stdin, which a command must not eat.
+    return "\n".join([*lines, *(f"{{ {command}; }} </dev/null" for command in then)]) + "\n"

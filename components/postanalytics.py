@@ -2,7 +2,7 @@
 
 Creates: the EC2 instance (private subnet, no public IP) and its SSH host key; with TLS, its server key, CSR
 (SANs: its private IP and private DNS name) and certificate; remote steps sshd (wait for its SSH banner) ->
-upload -> wait (boot) -> install (all-in-one, mode postanalytics) -> configure (env.list arena, wstore.yaml and node.yaml keys, certificate files, restart when changed).
+wait (stage the scripts, boot, host name) -> install (all-in-one, mode postanalytics) -> configure (env.list arena, wstore.yaml and node.yaml keys, certificate files, restart when changed).
 The configure step is declared by `configure()`, from components/rollout.py, which says when it runs.
 """
 

@@ -1,6 +1,6 @@
 """The order between the fleets and the load balancer: the one place that says who waits for whom, and why.
 
-One host's chain is sshd -> upload -> wait (boot) -> install -> configure -> health -> registration; the fleets
+One host's chain is sshd -> wait (stage, boot, name) -> install -> configure -> health -> registration; the fleets
 meet only at three barriers (local commands that run nothing), so the critical path of a first deploy is one
 host's chain plus the waits at those barriers.
 

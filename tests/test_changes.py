@@ -38,7 +38,7 @@ def test_an_edited_script_runs_again_where_it_runs_and_nowhere_else(edited_scrip
     before = edited_script
     after = run_program(stack_config("dev", postanalyticsCount=2, filteringCount=3))
     assert after.error is None, after.error
-    expected = {f"filtering-{i}-{step}" for i in range(3) for step in ("health", "upload-health-check")}
+    expected = {f"filtering-{i}-{step}" for i in range(3) for step in ("health", "wait")}  # wait re-stages
     assert changed(before, after) == expected
     for i in range(3):
         old, new = (run.mocks.named(f"filtering-{i}-health").inputs["triggers"] for run in (before, after))

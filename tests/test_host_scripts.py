@@ -22,7 +22,8 @@ from harness.sandbox import Sandbox, installer_archive, replay
 from tests.conftest import program_run
 
 SCRIPTS = sorted((Path(__file__).resolve().parent.parent / "scripts").glob("*.sh"))
-STUBS = sorted((Path(__file__).resolve().parent.parent / "tools" / "sandbox" / "bin").glob("[a-z]*"))
+STUBS = sorted((Path(__file__).resolve().parent.parent / "harness" / "sandbox" / "bin").glob("[a-z]*"))
+assert STUBS, "no sandbox stubs found: a moved folder would silently skip their checks"
 
 
 def _ok(results):
@@ -445,3 +446,36 @@ def test_health_check_in_mode_off_says_what_it_could_not_judge(tmp_path):
     assert result.returncode == 1 and "tnt_errors grew from 0 to 1" in result.stderr
     bad = sb.run("health", f"bash {HEALTH} --node filtering-0 --wallarm-mode blocking")
     assert bad.returncode == 1 and "--wallarm-mode must be off, monitoring, safe_blocking or block" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------- staging (wait step)
+def _stage(home: Path, files: dict[str, str], then: list[str]) -> subprocess.CompletedProcess:
+    from components.host import stage_script
+    return subprocess.run(["bash", "-s"], input=stage_script(files, then), capture_output=True, text=True,
+                          env={**os.environ, "HOME": str(home)}, cwd=home, timeout=30)
+
+
+def test_the_wait_step_stages_every_script_byte_for_byte(tmp_path):
+    """Guards against a staged script that differs from the repository's (quoting, a line `EOF`, no final
+    newline), and against a command after the staging that eats the rest of the script from stdin."""
+    files = {"a.sh": "echo 'quoted' \"$HOME\"\nEOF\n", "b.py": "print('é')", "c.sh": ""}
+    result = _stage(tmp_path, files, ["read -r line && echo ate-stdin || echo no-stdin", "cat ~/wallarm-deploy/b.py"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "no-stdin\nprint('é')"
+    for name, text in files.items():
+        staged = tmp_path / "wallarm-deploy" / name
+        assert staged.read_text() == text, name
+        assert stat.S_IMODE(staged.stat().st_mode) == 0o644, name
+    assert sorted(p.name for p in (tmp_path / "wallarm-deploy").iterdir()) == sorted(files), "a temporary file stayed"
+
+
+def test_a_second_staging_touches_nothing_and_a_failure_stops_the_step(tmp_path):
+    """Guards against a re-run (any edited script re-runs the wait step on every host) that rewrites unchanged
+    files, and against a failed boot wait that goes on to name the host."""
+    assert _stage(tmp_path, {"a.sh": "one\n"}, []).returncode == 0
+    before = (tmp_path / "wallarm-deploy" / "a.sh").stat()
+    result = _stage(tmp_path, {"a.sh": "one\n", "b.sh": "two\n"}, ["false", "echo named"])
+    after = (tmp_path / "wallarm-deploy" / "a.sh").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), "an unchanged file was rewritten"
+    assert (tmp_path / "wallarm-deploy" / "b.sh").read_text() == "two\n"
+    assert result.returncode != 0 and "named" not in result.stdout

@@ -198,8 +198,8 @@ def test_every_agent_step_follows_the_configure_step_and_the_log_groups():
 def test_every_node_is_named_before_the_installer_registers_it():
     run = program_run()
     for node in ("postanalytics-0", "filtering-0", "filtering-1"):
-        named = run.mocks.named(f"{node}-hostname")
-        assert f"--name dev-{node}" in named.inputs["create"], node
+        named = run.mocks.named(f"{node}-wait")  # stages the scripts, waits for boot, then names the host
+        assert f"set-hostname.sh --name dev-{node}; }} </dev/null" in named.inputs["stdin"], node
         assert named.urn in run.mocks.named(f"{node}-install").options["dependencies"], node
 
 

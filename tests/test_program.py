@@ -455,8 +455,12 @@ def test_ssh_user_follows_os(os_name, user):
         c = r.inputs["connection"]
         hop = c if r.name.endswith("-sshd") else c["proxy"]  # a node's SSH wait runs on the jump host itself
         assert c["user"] == user and hop["user"] == user, r.name
-    uploads = run.mocks.of_type("command:remote:CopyToRemote")
-    assert all(r.inputs["remotePath"].startswith(f"/home/{user}/wallarm-deploy/") for r in uploads)
+    # The wait step stages the scripts in the SSH user's own home ($HOME), where every later step runs them.
+    for r in run.mocks.of_type("command:remote:Command"):
+        if r.name.endswith("-wait"):
+            assert 'stage="$HOME/wallarm-deploy"' in r.inputs["stdin"], r.name
+        elif not r.name.endswith("-sshd"):
+            assert "~/wallarm-deploy/" in r.inputs["create"] and "/home/" not in r.inputs["create"], r.name
 
 
 def test_500_filtering_nodes_stay_within_aws_quotas():

@@ -2,13 +2,14 @@
 
 A Sandbox is a directory standing in for one host: `root/` is its "/" (the scripts read WALLARM_ROOT, the only
 difference from production), `root/home/<user>` its SSH user's home, and stub commands (bin/ beside this file:
-sudo, systemctl, nginx, curl, apt-get, cloud-init, sleep, plus a stub all-in-one installer) record what they
-were asked in calls.log. `replay` executes, in order, exactly the CopyToRemote files and the Command text and
+sudo, systemctl, nginx, curl, apt-get, cloud-init, hostnamectl, sleep, plus a stub all-in-one installer) record what they
+were asked in calls.log. `replay` executes, in order, exactly the staged files and the Command text and
 stdin that the program declared for the host, as captured by the mocks.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Union
 
-from components.host import SCRIPT_MODULES
+from components.host import SCRIPT_MODULES, STAGE_DIR
 from harness.mocks import ProviderMocks
 
 HERE = Path(__file__).resolve().parent
@@ -83,8 +84,8 @@ class Sandbox:
         return str(farm)
 
     def upload(self, remote_path: str, text: str) -> None:
-        """What CopyToRemote does: the file at remote_path, parents created, as the SSH user."""
-        target = self.path(remote_path)
+        """A staged file at remote_path (~ is the SSH user's home), parents created, as the SSH user."""
+        target = self.home / remote_path[2:] if remote_path.startswith("~/") else self.path(remote_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
 
@@ -201,11 +202,19 @@ def host_arch(mocks: ProviderMocks, host: str) -> str:
 
 def host_steps(mocks: ProviderMocks, host: str) -> tuple[list[tuple[str, str]], dict[str, dict]]:
     """The uploads (remote path, text) and the commands (step -> inputs) that the program declared for a host."""
-    uploads = [(r.inputs["remotePath"], r.inputs["source"].text)
-               for r in mocks.of_type("command:remote:CopyToRemote") if r.name.startswith(f"{host}-upload-")]
     commands = {r.name[len(host) + 1:]: r.inputs for r in mocks.of_type("command:remote:Command")
                 if r.name.startswith(f"{host}-") and r.name[len(host) + 1:] in STEP_ORDER}
-    return uploads, commands
+    return staged(commands.get("wait", {}).get("stdin") or ""), commands
+
+
+def staged(stage_script: str) -> list[tuple[str, str]]:
+    """The files (~/path, text) that the wait step's script stages (components/host.py, stage_script)."""
+    files, lines = [], iter(stage_script.splitlines())
+    for line in lines:
+        if line.startswith("put ") and line.endswith(" <<'EOF'"):
+            body = "".join(iter(lines.__next__, "EOF"))
+            files.append((f"~/{STAGE_DIR}/{line.split()[1]}", base64.b64decode(body).decode()))
+    return files
 
 
 def replay(mocks: ProviderMocks, host: str, sandbox: Sandbox, steps: tuple[str, ...] = STEP_ORDER,
