@@ -126,6 +126,7 @@ import json, runpy, sys
 sys.path.insert(0, HARNESS)
 import pulumi
 from harness.mocks import ProviderMocks, StrictMonitor
+from harness.sandbox import staged
 sys.path.remove(HARNESS)
 for name in [n for n in sys.modules if n == "components" or n.startswith("components.")]:
     del sys.modules[name]
@@ -152,13 +153,11 @@ def program():
 
 program()
 
-def text(source):
-    return getattr(source, "text", None) if not isinstance(source, dict) else source.get("text")
-
 print(json.dumps({
     "resources": [{"type": r.typ, "name": r.name, "urn": r.urn, "parent": r.parent} for r in mocks.resources],
-    "uploads": {r.name: text(r.inputs.get("source")) for r in mocks.of_type("command:remote:CopyToRemote")},
-    "remotePaths": {r.name: r.inputs.get("remotePath") for r in mocks.of_type("command:remote:CopyToRemote")},
+    # The scripts each host gets: staged by its -wait step from stdin (components/host.py stage_script).
+    "uploads": {f"{r.name}:{path}": body for r in mocks.of_type("command:remote:Command") if r.name.endswith("-wait")
+                for path, body in staged(r.inputs.get("stdin") or "")},
     "exports": exports,
     "tier": sys.modules["wallarm_tier"].__file__,
     "consumerComponents": sys.modules["components"].__file__,
@@ -204,8 +203,8 @@ def test_example_consumer_runs_from_outside_the_repository(installed, tmp_path):
     uploads = seen["uploads"]
     assert uploads, "no script uploaded"
     for name, text in uploads.items():
-        script = Path(seen["remotePaths"][name]).name
-        assert text == (ROOT / "scripts" / script).read_text(), f"{name} uploads another {script} than scripts/"
+        script = Path(name.split(":", 1)[1]).name
+        assert text == (ROOT / "scripts" / script).read_text(), f"{name}: another {script} than scripts/"
 
 
 def _inferred_schema(installed: Path) -> dict:
@@ -280,6 +279,7 @@ import json, runpy, sys
 sys.path.insert(0, HARNESS)
 import pulumi
 from harness.mocks import ProviderMocks, StrictMonitor
+from harness.sandbox import staged
 sys.path.remove(HARNESS)
 entry = runpy.run_path(ENTRY, run_name="provider")
 host = entry["PROVIDER"](entry["COMPONENTS"], entry["PACKAGE"])
