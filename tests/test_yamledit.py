@@ -201,6 +201,7 @@ def test_an_edited_editor_runs_configure_again_on_every_host(edited_editor):
     assert after.error is None, after.error
     nodes = [f"postanalytics-{i}" for i in range(2)] + [f"filtering-{i}" for i in range(3)]
     moved = changed(edited_editor, after)
-    uploads = {r.name for r in after.mocks.of_type("command:remote:CopyToRemote")}
-    assert moved - uploads == {f"{n}-configure" for n in nodes}, sorted(moved)
-    assert moved & uploads, "the new yamledit.py is uploaded"
+    # The -wait step stages every script from its stdin (components/host.py stage_script): it carries the new file.
+    staging = {f"{n}-wait" for n in nodes}
+    assert moved - staging == {f"{n}-configure" for n in nodes}, sorted(moved)
+    assert moved & staging == staging, "the new yamledit.py is staged on every host"
