@@ -21,7 +21,7 @@ Aliases: before this component the same resources were children of the stack. Ea
 `Alias(parent=ROOT_STACK_RESOURCE)`, its old URN; the engine derives every grandchild's old URN from the alias its
 parent matched (pulumi/pulumi pkg/resource/deploy/step_generator.go, generateAliases and inheritedChildAlias; the
 SDK sends alias specs, not URNs, when the monitor supports "aliasSpecs": sdk/python/lib/pulumi/runtime/resource.py
-prepare_aliases). So an existing stack's next `pulumi up` moves its resources, it replaces none (tests/test_aliases.py).
+prepare_aliases). So an existing stack's next `pulumi up` moves its resources, it replaces none (tests/program/test_aliases.py).
 The children keep the names they had at the top level: one WallarmDeployment per stack (its AWS names derive from
 the stack's name too).
 """

@@ -10,7 +10,7 @@ built with keywords only (`WallarmDeploymentArgs(protected_upstream=...)`, or a 
 and types, and it is what the host passes in. Required[...] marks the keys Pulumi.yaml gives no default.
 
 A key left out takes Pulumi.yaml's declared default (the one place defaults live; the docstrings repeat them for the
-reader, and tests/test_deployment.py checks they agree). Graph-shaping values (counts, instance types, versions,
+reader, and tests/program/test_deployment.py checks they agree). Graph-shaping values (counts, instance types, versions,
 tls/mutualTls, jumpHost, the monitoring keys) and every other value are plain: each is validated, all at once,
 before any resource is declared. Only the secrets (wallarm_token, ssh_private_key) may be Outputs; a token given as
 an unknown Output cannot be format-checked before resources, so only its presence is checked then.

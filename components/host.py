@@ -49,7 +49,7 @@ STAGE_DIR = "wallarm-deploy"
 SCRIPT_MODULES = {"apply_spec.py": ("yamledit.py",)}
 STEP_TIMEOUT = pulumi.CustomTimeouts(create="40m", update="40m")
 # Dials of a step whose host already answered SSH (its `-sshd` wait): enough for an sshd restart at boot, few
-# enough that a wrong host key fails fast (tests/test_hostkeys.py sums pulumi-command's delays: under a minute).
+# enough that a wrong host key fails fast (tests/runtime/test_hostkeys.py sums pulumi-command's delays: under a minute).
 HANDSHAKE_TRIES = 12
 PER_DIAL_TIMEOUT = 10
 # How long the `-sshd` step waits for a booting machine's SSH server.

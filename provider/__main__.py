@@ -2,7 +2,7 @@
 any language. Pulumi runs `python <this directory> <engine address>` from provider/venv (pulumi/pulumi
 sdk/python/cmd/pulumi-language-python RunPlugin); component_provider_host (pulumi/provider/experimental/host.py)
 infers the schema from the component's annotations (analyzer.py) and constructs it with the inputs as a dict
-(component.py construct). tests/test_package.py infers the same schema in-process and compares it with
+(component.py construct). tests/repo/test_package.py infers the same schema in-process and compares it with
 provider/schema.json, and constructs the component through PROVIDER under the mocks."""
 
 from typing import Any

@@ -4,7 +4,7 @@
 
 Rehearses the stack once per step (tools/rehearse.py, in one process: like a stack's state, the mocks keep a CA
 whose name and inputs did not change; each run's own 127.N network gives the leaves other SANs, so the rehearsal
-re-issues them each step, from the CA the step says: tests/test_ca_rotation.py shows under the mocks which leaves a
+re-issues them each step, from the CA the step says: tests/program/test_ca_rotation.py shows under the mocks which leaves a
 step really keeps), then, between two steps, connects every
 filtering node, with its files before and after the step (the CA bundle, client certificate and key that its NGINX
 file names), to a wstore stand-in of every postanalytics server, with its files before and after the step (the

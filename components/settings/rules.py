@@ -1,7 +1,7 @@
 """The rule table: one entry per key declared in Pulumi.yaml, with its type and the checks of its value alone.
 
 The declaration in Pulumi.yaml says a key's type and default; this table says what a value of it may be. A test
-(tests/test_settings_rules.py) fails when a key is declared without a rule here, or a rule names an undeclared key,
+(tests/unit/test_settings_rules.py) fails when a key is declared without a rule here, or a rule names an undeclared key,
 or the types disagree. What depends on two keys (mutual TLS needs TLS, the versions' order, ports that collide,
 quotas) is a named cross-key check in cross.py, run after every key's own checks.
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.conftest import program_run
 from tools import aliases
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dev-stack-549b0eb.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "dev-stack-549b0eb.json"
 DEPLOYMENT = "wallarm:index:WallarmDeployment"
 
 

@@ -4,7 +4,7 @@ to any language by the component provider host in provider/.
 Guards against: a package that imports the consumer's own `components/` instead of itself, that misses a host script
 or the settings declaration, that uploads other scripts than the repository's; a schema that drifts from the args
 unnoticed (provider/schema.json is the golden: regenerate it with
-`UPDATE_SCHEMA=1 venv/bin/python -m pytest -p no:xdist tests/test_package.py -k schema` and commit the diff).
+`UPDATE_SCHEMA=1 venv/bin/python -m pytest -p no:xdist tests/repo/test_package.py -k schema` and commit the diff).
 """
 
 import ast
@@ -22,7 +22,7 @@ import yaml
 
 from components import deployment, deploymentargs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "provider" / "schema.json"
 TYPE = "wallarm:index:WallarmDeployment"
 

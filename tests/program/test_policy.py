@@ -25,7 +25,7 @@ from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, UNKNOWN_STRING_VALUE
 
 from tests.conftest import VARIANTS, program_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "policy"))
 import rules  # noqa: E402  (policy/rules.py: the checks without the blocking PolicyPack)
 

@@ -18,10 +18,10 @@ from harness.program import run_program, stack_config
 from harness.sandbox import Sandbox
 from tests.conftest import program_run
 from tests.helpers import command, instances
-from tests.test_monitoring import validator
-from tests.test_ordering import closure
+from tests.program.test_monitoring import validator
+from tests.program.test_ordering import closure
 
-HEALTH = Path(__file__).resolve().parent.parent / "scripts" / "health-check.sh"
+HEALTH = Path(__file__).resolve().parents[2] / "scripts" / "health-check.sh"
 
 
 # ------------------------------------------------------------------------------------------------ the table

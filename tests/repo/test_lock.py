@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 from tools import lockcheck
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = (ROOT / "requirements.txt").read_text()
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 HASHED_INSTALL = "pip install --quiet --require-hashes -r requirements.txt"

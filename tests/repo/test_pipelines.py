@@ -4,7 +4,7 @@ files and skipped with a notice until the stacks are bootstrapped; secrets only 
 never for forks; every AWS session outlasting the steps that use it; a daily drift check that also finds deployer
 group rules left open; the recovery of a killed `pulumi up`; and the deploy job's deployer-group steps, run for
 real against stub `pulumi`, `curl`, `aws` and `gh` commands. The policy pack has its own tests
-(tests/test_policy.py), the lock its own (tests/test_lock.py)."""
+(tests/program/test_policy.py), the lock its own (tests/repo/test_lock.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import yaml
 
 from tests.conftest import program_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))

@@ -22,7 +22,7 @@ import pytest
 from components.monitoring import AGENT_BOUNDARY, IAM_PATH
 from tests.conftest import VARIANTS, program_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = json.loads((ROOT / "iam" / "deploy-policy.json").read_text())
 PREVIEW = json.loads((ROOT / "iam" / "preview-policy.json").read_text())
 

@@ -21,9 +21,9 @@ from pulumi.dynamic.dynamic import serialize_provider
 from components import awsconfig, waits
 from harness.program import run_program, stack_config
 from tests.conftest import program_run
-from tests.test_changes import changed
+from tests.program.test_changes import changed
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARN = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/entrypoint-http/0123456789abcdef"
 TLS_ARN = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/entrypoint-https/0123456789abcdef"
 INSTANCE = "i-0123456789abcdef0"

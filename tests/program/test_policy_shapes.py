@@ -1,5 +1,5 @@
 """Shapes the first policies passed, each now caught through pulumi_policy's own analyzer (the helpers of
-tests/test_policy.py): a load balancer in front of SSH or wstore, egress for every protocol and port, and a CA
+tests/program/test_policy.py): a load balancer in front of SSH or wstore, egress for every protocol and port, and a CA
 valid 100 years."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.test_policy import analyze
+from tests.program.test_policy import analyze
 
 LISTENER = "aws:lb/listener:Listener"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
@@ -78,7 +78,7 @@ import json  # noqa: E402
 import pulumi.runtime.config  # noqa: E402
 from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, UNKNOWN_STRING_VALUE  # noqa: E402
 
-from tests.test_policy import (GROUP, INSTANCE, LEGACY, SG_RULE, _urn, analyze_stack, instance, jump_stack,  # noqa: E402
+from tests.program.test_policy import (GROUP, INSTANCE, LEGACY, SG_RULE, _urn, analyze_stack, instance, jump_stack,  # noqa: E402
                                legacy, role_host, rule, rules)
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -307,7 +307,7 @@ def test_the_tls_defaults_match_the_program():
     """Guards against a pack that assumes mutual TLS on a stack whose defaults turned it off."""
     import yaml
     from pathlib import Path
-    config = yaml.safe_load((Path(__file__).resolve().parent.parent / "Pulumi.yaml").read_text())["config"]
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "Pulumi.yaml").read_text())["config"]
     assert rules.DEFAULT_TLS is config["tls"]["default"] is config["mutualTls"]["default"]
     assert (rules.DEFAULT_PLAIN_PORT, rules.DEFAULT_TLS_PORT) == (config["wstorePort"]["default"],
                                                                   config["wstoreTlsPort"]["default"])

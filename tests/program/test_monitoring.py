@@ -57,7 +57,7 @@ def test_prometheus_goes_to_cloudwatch_through_emf(role):
     assert prometheus["prometheus_config_path"] == telemetry.PROMETHEUS_CONFIG
     declared = {s.strip("^$") for d in prometheus["emf_processor"]["metric_declaration"] for s in d["metric_selectors"]}
     assert {"wallarm_tnt_errors", "wallarm_wstore_request_storage_timeframe_size"} <= declared
-    # statsd: only the certificate check's gauge (tests/test_cert_expiry.py).
+    # statsd: only the certificate check's gauge (tests/host/test_cert_expiry.py).
     assert set(config["metrics"]["metrics_collected"]) == {"mem", "disk", "statsd"}
 
 

@@ -23,7 +23,7 @@ from tools.rehearse import main, rehearse
 
 
 TLS_ARN = "arn:aws:acm:eu-central-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
-PROD = str(Path(__file__).resolve().parent.parent / "examples" / "Pulumi.prod.yaml")
+PROD = str(Path(__file__).resolve().parents[2] / "examples" / "Pulumi.prod.yaml")
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="client addresses (usesrc clientip) and the firewall (nftables) "
                                 "need root and a network namespace of the rehearsal's own")

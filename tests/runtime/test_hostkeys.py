@@ -26,9 +26,9 @@ from harness.aws_rules import USER_DATA_MAX
 from harness.mocks import SECRET_SIG
 from tests.conftest import program_run
 from tests.helpers import instance_records
-from tests.test_changes import changed
+from tests.program.test_changes import changed
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = ("command:remote:Command", "command:remote:CopyToRemote")
 KEY = "tls:index/privateKey:PrivateKey"
 

@@ -19,7 +19,7 @@ from harness.program import PROJECT_DIR, stack_config, stack_file
 from tests.conftest import program_run
 from tools import rehearse
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 CI = (ROOT / ".ci" / "run").read_text()
 DOCS = {path: path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}

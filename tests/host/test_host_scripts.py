@@ -21,8 +21,8 @@ from components import render
 from harness.sandbox import Sandbox, installer_archive, replay
 from tests.conftest import program_run
 
-SCRIPTS = sorted((Path(__file__).resolve().parent.parent / "scripts").glob("*.sh"))
-STUBS = sorted((Path(__file__).resolve().parent.parent / "harness" / "sandbox" / "bin").glob("[a-z]*"))
+SCRIPTS = sorted((Path(__file__).resolve().parents[2] / "scripts").glob("*.sh"))
+STUBS = sorted((Path(__file__).resolve().parents[2] / "harness" / "sandbox" / "bin").glob("[a-z]*"))
 assert STUBS, "no sandbox stubs found: a moved folder would silently skip their checks"
 
 
@@ -316,7 +316,7 @@ def test_bad_mode_is_refused_by_the_wrapper_and_the_installer(tmp_path):
     assert stub.returncode != 0 and "knows postanalytics and filtering only" in stub.stderr
 
 
-WAIT = str(Path(__file__).resolve().parent.parent / "scripts" / "wait-for-boot.sh")
+WAIT = str(Path(__file__).resolve().parents[2] / "scripts" / "wait-for-boot.sh")
 
 
 @pytest.mark.parametrize("timeout", ["0", "-5", "000", "abc", "1.5"])
@@ -344,7 +344,7 @@ def test_wait_for_boot_without_cloud_init_asks_systemd(tmp_path, state, ok):
         assert "systemd reports 'maintenance' (exit 1), not running or degraded" in result.stderr
 
 
-INSTALL = str(Path(__file__).resolve().parent.parent / "scripts" / "install-wallarm.sh")
+INSTALL = str(Path(__file__).resolve().parents[2] / "scripts" / "install-wallarm.sh")
 URL = "https://meganode.wallarm.com/6.12/wallarm-6.12.1.{arch}-glibc.sh"
 
 
@@ -429,7 +429,7 @@ def test_no_token_survives_in_output_or_logs_across_rotation(tmp_path):
     assert old not in log_text and new not in log_text
 
 
-HEALTH = str(Path(__file__).resolve().parent.parent / "scripts" / "health-check.sh")
+HEALTH = str(Path(__file__).resolve().parents[2] / "scripts" / "health-check.sh")
 
 
 def test_health_check_in_mode_off_says_what_it_could_not_judge(tmp_path):

@@ -99,7 +99,7 @@ def test_drift_report_names_what_is_due_and_alarms_before_expiry():
 
 def test_the_drift_check_runs_the_certificate_report():
     """Guards against a report that exists but that no scheduled run calls."""
-    wf = yaml.safe_load((Path(__file__).resolve().parent.parent / ".github/workflows/drift.yml").read_text())
+    wf = yaml.safe_load((Path(__file__).resolve().parents[2] / ".github/workflows/drift.yml").read_text())
     runs = [s.get("run", "") for s in wf["jobs"]["drift"]["steps"]]
     (step,) = [s for s in wf["jobs"]["drift"]["steps"] if "tools.certs" in s.get("run", "")]
     assert step["if"] == "always()" and "pulumi stack export" in step["run"] and "--show-secrets" not in step["run"]

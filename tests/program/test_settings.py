@@ -282,7 +282,7 @@ def test_plaintext_secrets_are_refused(key, value):
 def test_example_stacks_are_valid():
     """Guards against an example that users copy and that the program refuses."""
 
-    examples = sorted((Path(__file__).resolve().parent.parent / "examples").glob("Pulumi.*.yaml"))
+    examples = sorted((Path(__file__).resolve().parents[2] / "examples").glob("Pulumi.*.yaml"))
     assert examples
     for path in examples:
         run = run_program(stack_config(str(path)))
@@ -294,7 +294,7 @@ def test_example_stacks_are_valid():
 def test_a_plaintext_token_in_the_stack_file_is_refused_by_the_rehearsal_too(tmp_path):
     """Guards against the rehearsal accepting a stack file that `pulumi up` refuses (a token committed in clear)."""
     stack = tmp_path / "Pulumi.leaky.yaml"
-    text = (Path(__file__).resolve().parent.parent / "Pulumi.dev.yaml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "Pulumi.dev.yaml").read_text()
     stack.write_text(text + "  wallarm-postanalytics:wallarmToken: PlaintextToken0123456789abcdef\n")
     run = run_program(stack_config(str(stack)))
     assert isinstance(run.error, SettingsError), run.error
@@ -362,5 +362,5 @@ def test_a_yaml_error_names_the_stack_file_and_line(tmp_path):
 
 def test_a_stack_is_named_by_its_directory_too():
     """Guards against `--stack examples/prod` failing where `--stack examples/Pulumi.prod.yaml` works."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     assert stack_config(str(root / "examples" / "prod")) == stack_config(str(root / "examples" / "Pulumi.prod.yaml"))

@@ -21,7 +21,7 @@ from scripts import yamledit
 from tests.conftest import program_run
 from tools.changes import changed
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 HOSTILE = """\
 # wstore settings, edited by hand

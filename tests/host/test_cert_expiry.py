@@ -25,7 +25,7 @@ from components import render, telemetry
 from components.host import host_name, script_text
 from tests.conftest import ROOT, program_run
 from tests.helpers import spec
-from tests.test_monitoring import ALARM, SCHEMA, stub
+from tests.program.test_monitoring import ALARM, SCHEMA, stub
 
 SCRIPT = ROOT / "scripts" / "cert_expiry.py"
 # AWS CloudWatch user guide, "Retrieve custom metrics with StatsD" (CloudWatch-Agent-custom-metrics-statsd.html):
@@ -305,7 +305,7 @@ def test_the_threshold_is_a_setting_below_the_validity():
 
 
 def test_a_threshold_no_fresh_certificate_meets_is_refused():
-    from tests.test_settings import SettingsError, run_program, stack_config
+    from tests.program.test_settings import SettingsError, run_program, stack_config
     run = run_program(stack_config("dev", alarmInternalCertificateDays=30))
     assert isinstance(run.error, SettingsError)
     assert str(run.error) == ("alarmInternalCertificateDays is 30: a new certificate holds certValidityHours (720) "

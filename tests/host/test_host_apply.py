@@ -277,7 +277,7 @@ def test_a_directory_in_the_staging_dir_is_a_managed_root(tmp_path):
     stage = sb.home / "wallarm-deploy"
     stage.mkdir(parents=True)
     for name in APPLY_FILES:  # as the roles upload them: apply_spec.py and the YAML editor beside it
-        (stage / name).write_text((Path(__file__).resolve().parent.parent / "scripts" / name).read_text())
+        (stage / name).write_text((Path(__file__).resolve().parents[2] / "scripts" / name).read_text())
     spec = {"name": "s", "files": [{"path": "/home/admin/wallarm-deploy/note", "content": "x\n", "mode": "0600"}]}
     result = sb.run("configure", "python3 ~/wallarm-deploy/apply_spec.py", json.dumps(spec))
     assert result.returncode == 0, result.stderr
