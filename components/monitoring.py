@@ -31,6 +31,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import telemetry
+from .alarms import alarm_specs, dashboard_body
 from .host import host_name, script_text
 from .settings import MonitoringSettings
 
@@ -139,7 +140,7 @@ class Monitoring(pulumi.ComponentResource):
         labels = [label for label, _ in args.target_groups]
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard", dashboard_name=dashboard_name,
-            dashboard_body=suffixes.apply(lambda v: telemetry.dashboard_body(
+            dashboard_body=suffixes.apply(lambda v: dashboard_body(
                 args.stack, args.region, list(zip(labels, v[1:])), v[0], int(args.settings.thresholds["period"]))),
             opts=child)
         self.dashboard_url = self.dashboard.dashboard_name.apply(
@@ -156,7 +157,7 @@ class Monitoring(pulumi.ComponentResource):
             outputs[f"@{key}"] = value
             return f"@{key}"
 
-        specs = telemetry.alarm_specs(
+        specs = alarm_specs(
             a.stack, a.region, a.settings.thresholds, [n for n, _ in a.filtering], [n for n, _ in a.postanalytics],
             {n: hold(f"instance:{n}", i) for n, i in [*a.filtering, *a.postanalytics]},
             [(label, hold(f"tg:{label}", tg)) for label, tg in a.target_groups],

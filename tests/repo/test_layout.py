@@ -30,3 +30,11 @@ def test_the_harness_imports_no_command_and_the_program_neither():
     for layer, path in paths:
         wrong = _imported(path) & layers[layer]
         assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+
+
+def test_no_component_file_is_over_300_lines():
+    """Guards against a room that grows until nobody can read it (issue 16: no file in components/ over 300 lines):
+    split it by concern, as settings/ and alarms.py were."""
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "components").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 300}
+    assert not long, long
