@@ -13,6 +13,8 @@ Each size is POSTANALYTICSxFILTERING (the jump host comes on top). Columns:
   cpu s        median CPU time of this process over the same runs: less sensitive than wall time to a loaded machine
   ms/node      median / nodes
   max rules    the most inbound (or outbound) rules of any security group; AWS's default quota is 60
+With --floor, each size also prints the SDK's floor: the CPU time of registering as many bare resources (one string
+input, nothing else) under the SDK's plain mocks (harness/floor.py): no program of that many resources is faster.
 Then the scale line: ms/node of the largest size over ms/node of the one before it (with the default sizes, 510
 nodes over 200), by wall and by CPU time; flat scale keeps it at or under 1.15. A 10x500 stack should evaluate in
 under 30 s on an idle 2-core machine.
@@ -24,9 +26,11 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 from harness.program import run_program, stack_config
 
@@ -56,6 +60,13 @@ def measure(pa: int, f: int, runs: int) -> tuple[int, float, float, float, int]:
     return count, times[0], statistics.median(times), statistics.median(cpu), rules
 
 
+def floor(count: int) -> float:
+    """CPU seconds the SDK alone needs for `count` registrations (harness/floor.py, in its own process)."""
+    out = subprocess.run([sys.executable, "-m", "harness.floor", str(count)], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent)
+    return float(out.stdout.split()[-1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="venv/bin/python -m tools.benchmark",
                                      description=__doc__.split("\n\n")[0],
@@ -64,6 +75,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="1x2,2x3,4x196,10x500",
                         help="comma-separated POSTANALYTICSxFILTERING sizes (default 1x2,2x3,4x196,10x500)")
     parser.add_argument("--no-rehearsal", action="store_true", help="skip timing the loopback rehearsal of dev")
+    parser.add_argument("--floor", action="store_true",
+                        help="also print the SDK's floor per size: CPU seconds to register as many bare resources")
     args = parser.parse_args(argv)
     logging.getLogger("pulumi").setLevel(logging.ERROR)
     print(f"{'stack':>8} {'nodes':>6} {'resources':>10} {'per node':>9} {'first s':>8} {'median s':>9} "
@@ -79,6 +92,9 @@ def main(argv=None) -> int:
         failed |= over
         print(f"{size:>8} {nodes:>6} {count:>10} {count / nodes:>9.1f} {first:>8.2f} {median:>9.2f} {cpu:>7.2f} "
               f"{1000 * median / nodes:>8.0f} {rules:>10}{'  OVER THE QUOTA' if over else ''}", flush=True)
+        if args.floor:
+            print(f"{'':>8} SDK floor: {count} bare resources take {floor(count):.2f} CPU s (harness/floor.py)",
+                  flush=True)
     if len(per_node) >= 2:
         (small, wall_s, cpu_s), (large, wall_l, cpu_l) = per_node[-2:]
         ratio, cpu_ratio = wall_l / wall_s, cpu_l / cpu_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+import re
 import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
@@ -247,3 +248,14 @@ def test_mocks_refuse_what_aws_refuses(build, words):
 def test_mocks_accept_the_valid_neighbour(build):
     """Guards against rules so strict that valid inputs fail (a check that always refuses proves nothing)."""
     assert declare(build) is None
+
+
+def test_the_sdk_floor_grows_with_the_count_and_the_benchmark_prints_it(capsys):
+    """Guards against a floor figure that measures nothing (the note's "the SDK alone needs" claim rests on it):
+    four times the bare resources cost clearly more CPU than one time, and `tools.benchmark --floor` prints it."""
+    from tools import benchmark
+
+    small, large = benchmark.floor(100), benchmark.floor(400)
+    assert 0 < small < large, (small, large)
+    assert benchmark.main(["--sizes", "1x2", "--runs", "1", "--no-rehearsal", "--floor"]) == 0
+    assert re.search(r"SDK floor: \d+ bare resources take \d+\.\d\d CPU s", capsys.readouterr().out)
