@@ -34,14 +34,14 @@ import pulumi_aws as aws
 from . import lookups, render, rollout, settings
 from .deploymentargs import WallarmDeploymentArgs, to_values
 from .entrypoint import TLS_TARGET_PORT, EntryPoint, EntryPointArgs
-from .filtering import FilteringNode
+from .filtering import FilteringNode, FilteringNodeArgs
 from .firewall import Firewall
-from .host import NodeArgs
-from .jumphost import JumpHost
+from .jumphost import JumpHost, JumpHostArgs
 from .monitoring import AgentAccess, Monitoring, MonitoringArgs, install_agents
-from .network import Network, layout
+from .network import Network, NetworkArgs, layout
+from .nodeargs import HostArgs, WallarmArgs
 from .pki import Pki, PkiArgs
-from .postanalytics import Postanalytics
+from .postanalytics import Postanalytics, PostanalyticsArgs
 from .sshkey import SshKey
 
 TYPE = "wallarm:index:WallarmDeployment"
@@ -102,9 +102,10 @@ class WallarmDeployment(pulumi.ComponentResource):
         invoke = pulumi.InvokeOptions(provider=provider) if provider is not None else None
         region = region_of(invoke)
         s = validated or self._validate(args, invoke, region)
-        plan = layout(s, invoke)  # zones, subnets and placements: raises before any resource too
-        images = {arch: lookups.ami(s, arch, opts=invoke) for arch in {s.postanalytics.arch, s.filtering.arch}}
-        jump_image = s.jump_host_ami_id or (lookups.ami(s, s.jump_host.arch, pinned=False, opts=invoke)
+        plan = layout(network_args(s), invoke)  # zones, subnets and placements: raises before any resource too
+        images = {arch: lookups.ami(s.os, arch, s.ami_id, opts=invoke)
+                  for arch in {s.postanalytics.arch, s.filtering.arch}}
+        jump_image = s.jump_host_ami_id or (lookups.ami(s.os, s.jump_host.arch, opts=invoke)
                                             if s.jump_host else None)
         super().__init__(TYPE, name, None, opts)
         self.settings, self.region = s, region
@@ -141,7 +142,7 @@ class WallarmDeployment(pulumi.ComponentResource):
                 else False}
 
     def _create(self, s: settings.Settings, plan, images: dict, jump_image, child: pulumi.ResourceOptions) -> None:
-        self.network = network = Network("network", s, plan, child)
+        self.network = network = Network("network", network_args(s), plan, child)
         self.pki = pki = Pki("pki", PkiArgs(f"wallarm-postanalytics {s.stack} CA", s.cert_validity_hours,
                                             s.cert_early_renewal_hours, generation=s.ca_generation,
                                             rotation=s.ca_rotation), child) if s.tls else None
@@ -150,17 +151,26 @@ class WallarmDeployment(pulumi.ComponentResource):
         sg = self.firewall.group_ids
         assert s.monitoring is not None  # validated settings always have it (settings.Settings says when not)
         self.agent = agent = AgentAccess("agent", s.stack, s.monitoring.log_retention_days, child)
-        self.jump = jump = JumpHost("jumphost", NodeArgs(
-            s, jump_image, network.placements("jumphost")[0], [sg["jumphost"], sg["deployer"]], ssh.key_name,
-            ssh.private_key), image=s.jump_host_ami_id, opts=child) if s.jump_host else None
 
-        def node_args(arch: str, placement, groups: list) -> NodeArgs:
-            return NodeArgs(s, images[arch], placement, groups, ssh.key_name, ssh.private_key,
-                            jump.proxy if jump else None, pki, jump=jump.bastion if jump else None,
-                            instance_profile=agent.instance_profile)
+        def host(chosen_ami: Optional[str], ami_id, placement, groups: list, via: Optional[JumpHost] = None,
+                 profile: Optional[pulumi.Output[str]] = None) -> HostArgs:
+            """A machine's HostArgs; a node's dials through the jump host `via` and has the agent's `profile`."""
+            return HostArgs(s.stack, s.os, s.ssh_user, s.root_volume_gb, s.ssh_public_key, chosen_ami, ami_id,
+                            placement, groups, ssh.key_name, ssh.private_key, via.proxy if via else None,
+                            via.bastion if via else None, profile)
 
-        self.postanalytics = [Postanalytics(f"postanalytics-{i}", node_args(s.postanalytics.arch, p,
-                                                                            [sg["postanalytics"]]), child)
+        self.jump = jump = JumpHost("jumphost", JumpHostArgs(
+            host(s.jump_host_ami_id, jump_image, network.placements("jumphost")[0], [sg["jumphost"], sg["deployer"]]),
+            s.jump_host), opts=child) if s.jump_host else None
+        wallarm = WallarmArgs(s.wallarm_cloud, s.wallarm_token, s.wallarm_token_type, s.wallarm_node_group,
+                              s.installer_sha256, s.tls, s.mutual_tls, pki)
+
+        def node_args(arch: str, placement, groups: list) -> HostArgs:
+            return host(s.ami_id, images[arch], placement, groups, jump, agent.instance_profile)
+
+        self.postanalytics = [Postanalytics(f"postanalytics-{i}", PostanalyticsArgs(
+            node_args(s.postanalytics.arch, p, [sg["postanalytics"]]), wallarm, s.postanalytics,
+            s.postanalytics_version, s.slab_alloc_arena, s.wstore_port, s.wstore_tls_port), child)
                               for i, p in enumerate(network.placements("postanalytics"))]
         self.upstream = pulumi.Output.all(*[p.private_ip for p in self.postanalytics]).apply(
             lambda ips: render.render_upstream(
@@ -171,8 +181,9 @@ class WallarmDeployment(pulumi.ComponentResource):
             lambda u: render.render_nginx_conf(u, s.protected_upstream, s.wallarm_mode, s.health_check_port,
                                                tls_target_port, vpc_cidr, s.health_check_proxy_port,
                                                upstream_ca=s.protected_upstream_ca is not None))
-        self.filtering = [FilteringNode(f"filtering-{i}", node_args(s.filtering.arch, p, [sg["filtering"]]),
-                                        nginx_conf, child)
+        self.filtering = [FilteringNode(f"filtering-{i}", FilteringNodeArgs(
+            node_args(s.filtering.arch, p, [sg["filtering"]]), wallarm, s.filtering, s.filtering_version,
+            s.wallarm_mode, s.protected_upstream, s.protected_upstream_ca), nginx_conf, child)
                           for i, p in enumerate(network.placements("filtering"))]
         self.entry = entry = EntryPoint("entrypoint", EntryPointArgs(
             vpc_id=network.vpc_id, subnet_ids=network.load_balancer_subnet_ids(s.load_balancer_internal),
@@ -224,6 +235,13 @@ class WallarmDeployment(pulumi.ComponentResource):
                       "filtering": self.filtering, "entry": self.entry, "monitoring": self.monitoring}
         """The components, by the names __main__.py gave them before this component (tests read the graph)."""
         self.register_outputs(self.outputs)
+
+
+def network_args(s: settings.Settings) -> NetworkArgs:
+    """The network's arguments: the VPC keys, and each fleet's instance type and size for the placement."""
+    return NetworkArgs(s.vpc_id, s.public_subnet_ids, s.private_subnet_ids, s.vpc_cidr, s.availability_zone_count,
+                       s.nat_gateways, s.postanalytics.instance_type, s.postanalytics_count, s.filtering.instance_type,
+                       s.filtering_count, s.jump_host.instance_type if s.jump_host else None)
 
 
 def region_of(invoke: Optional[pulumi.InvokeOptions]) -> str:

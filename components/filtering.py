@@ -9,16 +9,39 @@ reload) -> health (test attack counted, no new wstore write error) -> registrati
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional, Sequence
 
 import pulumi
 from pulumi_command import remote
 
 from . import render, versions
-from .host import HostSteps, NodeArgs, create_instance, host_name, install_command, script_command
+from .host import HostSteps, create_instance, host_name, install_command, script_command
+from .nodeargs import HostArgs, WallarmArgs
+from .settings import InstanceShape
 
 SCRIPTS = ("wait-for-boot.sh", "set-hostname.sh", "cloudwatch_agent.py", "install-wallarm.sh", "apply_spec.py",
            "health-check.sh", "yamledit.py")
+
+
+@dataclasses.dataclass(frozen=True)
+class FilteringNodeArgs:
+    """What a filtering node uses (the WallarmDeployment builds it from the settings)."""
+
+    host: HostArgs
+    """Its machine: image, placement, groups, SSH."""
+    wallarm: WallarmArgs
+    """Registration, installer digests and the TLS to wstore."""
+    shape: InstanceShape
+    """filteringInstanceType and its architecture."""
+    version: str
+    """filteringVersion: the installer's."""
+    mode: str
+    """wallarmMode: NGINX's wallarm_mode and what the health check expects."""
+    protected_upstream: str
+    """protectedUpstream: where the node proxies the traffic it filtered."""
+    protected_upstream_ca: Optional[str]
+    """PEM CA certificates for an https:// protectedUpstream; None: the system trust store."""
 
 
 class FilteringNode(pulumi.ComponentResource):
@@ -37,37 +60,35 @@ class FilteringNode(pulumi.ComponentResource):
     in_service: Optional[pulumi.Resource] = None
     """The registration in the load balancer (its last step), once registered."""
 
-    def __init__(self, name: str, args: NodeArgs, nginx_conf: pulumi.Output[str],
+    def __init__(self, name: str, args: FilteringNodeArgs, nginx_conf: pulumi.Output[str],
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("wallarm:index:FilteringNode", name, None, opts)
         self.name, self.args = name, args
-        s = args.settings
-        self.instance, self.host_key = create_instance(name, "filtering", s.filtering, args, s.filtering_version,
-                                                       self)
+        self.instance, self.host_key = create_instance(name, "filtering", args.shape, args.host, args.version, self)
         self.private_ip = self.instance.private_ip
-        self.steps = HostSteps(name, self.instance, self.host_key, args, self)
-        self.booted = self.steps.boot(SCRIPTS, host_name(s.stack, name))
+        self.steps = HostSteps(name, self.instance, self.host_key, args.host, self)
+        self.booted = self.steps.boot(SCRIPTS, host_name(args.host.stack, name))
         self.spec = self._render_spec(nginx_conf)
         self.register_outputs({"privateIp": self.private_ip})
 
     def _render_spec(self, nginx_conf: pulumi.Output[str]) -> pulumi.Output[str]:
-        s, pki = self.args.settings, self.args.pki
+        a, w, pki = self.args, self.args.wallarm, self.args.wallarm.pki
         key = cert = ca = None
         if pki is not None:
             ca = pki.trust_bundle_pem
-            if s.mutual_tls:
+            if w.mutual_tls:
                 key, cert = pki.issue_leaf(f"{self.name}-client", "client", self.name,
                                            [self.private_ip], [self.instance.private_dns], parent=self)
         return pulumi.Output.all(nginx_conf, ca, cert, key).apply(
             lambda v: render.spec_json(render.filtering_spec(
-                self.name, v[0], s.tls, s.mutual_tls, ca_cert=v[1], client_cert=v[2], client_key=v[3],
-                upstream_ca=s.protected_upstream_ca, protected_upstream=s.protected_upstream)))
+                self.name, v[0], w.tls, w.mutual_tls, ca_cert=v[1], client_cert=v[2], client_key=v[3],
+                upstream_ca=a.protected_upstream_ca, protected_upstream=a.protected_upstream)))
 
     def install(self, configure_after: Sequence[pulumi.Resource]) -> remote.Command:
         """install (after boot) -> configure (after the install and `configure_after`)."""
-        s = self.args.settings
+        a = self.args
         self.installed = self.steps.install(
-            install_command(s, "filtering", s.filtering_version, s.filtering.arch, with_nginx=True), s.wallarm_token,
+            install_command(a.wallarm, "filtering", a.version, a.shape.arch, with_nginx=True), a.wallarm.token,
             [self.booted])
         self.configured = self.steps.configure(self.spec, [self.installed, *configure_after])
         return self.configured
@@ -78,8 +99,8 @@ class FilteringNode(pulumi.ComponentResource):
         # 7.x: also wd's readiness endpoint (components/versions.py); 6.x has none, and its command stays as it was.
         if self.configured is None:
             raise RuntimeError(f"{self.name}: check_health() before install(): nothing configured to check")
-        ready = versions.major(self.args.settings.filtering_version).ready_url
-        create = script_command("health-check.sh", "--node", self.name, "--wallarm-mode", self.args.settings.wallarm_mode,
+        ready = versions.major(self.args.version).ready_url
+        create = script_command("health-check.sh", "--node", self.name, "--wallarm-mode", self.args.mode,
                                 *(("--ready-url", ready) if ready else ()))
         self.health = self.steps.command("health", "health-check.sh", create, [self.configured, *after],
                                          triggers=[fingerprint])

@@ -24,12 +24,11 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -37,10 +36,8 @@ import pulumi_tls as tls
 from pulumi_command import local, remote
 
 from . import bundled, cloudinit, render
-from .settings import InstanceShape, Settings
-
-if TYPE_CHECKING:
-    from .pki import Pki
+from .nodeargs import HostArgs, WallarmArgs
+from .settings import InstanceShape
 
 SCRIPTS_DIR = bundled.SCRIPTS_DIR
 STAGE_DIR = "wallarm-deploy"
@@ -54,54 +51,6 @@ HANDSHAKE_TRIES = 12
 PER_DIAL_TIMEOUT = 10
 # How long the `-sshd` step waits for a booting machine's SSH server.
 BOOT_WAIT_SECONDS = 900
-
-
-@dataclasses.dataclass(frozen=True)
-class Placement:
-    """Where one node goes."""
-
-    subnet_id: pulumi.Input[str]
-    """A private subnet (an Output when the program creates the VPC)."""
-    zone: str
-    """Its availability zone."""
-    key: str
-    """A plain string naming the placement (subnet ID, or zone of a created VPC): part of the generation."""
-
-
-@dataclasses.dataclass(frozen=True)
-class NodeArgs:
-    """What either kind of node needs; shared by Postanalytics and FilteringNode."""
-
-    settings: Settings
-    """The validated stack settings."""
-    ami_id: pulumi.Input[str]
-    """AMI for this node's architecture."""
-    placement: Placement
-    """Subnet and zone."""
-    security_group_ids: Sequence[pulumi.Input[str]]
-    """Its fleet's security group."""
-    key_name: pulumi.Input[str]
-    """EC2 key pair name."""
-    ssh_private_key: pulumi.Output[str]
-    """Private key for the remote steps (secret)."""
-    proxy: Optional[remote.ProxyConnectionArgs] = None
-    """The jump host to dial through; None dials the private IP directly."""
-    pki: Optional["Pki"] = None
-    """The CA; None when TLS is off."""
-    jump: Optional["Bastion"] = None
-    """The jump host's pinned connection and its readiness; None dials the private IP directly."""
-    instance_profile: Optional[pulumi.Input[str]] = None
-    """The CloudWatch agent's instance profile (components/monitoring.py); None gives the instance no role."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Bastion:
-    """The jump host as the nodes' steps use it."""
-
-    connection: remote.ConnectionArgs
-    """A pinned connection to the jump host itself (the nodes' `-sshd` waits run there)."""
-    ready: pulumi.Resource
-    """The jump host's own SSH wait: nothing dials it before."""
 
 
 @functools.cache
@@ -128,16 +77,15 @@ def host_key(name: str, parent: pulumi.Resource) -> tls.PrivateKey:
     return tls.PrivateKey(name, algorithm="ED25519", opts=pulumi.ResourceOptions(parent=parent))
 
 
-def create_instance(name: str, role: str, shape: InstanceShape, args: NodeArgs, version: str,
-                    parent: pulumi.Resource, public: bool = False, key: Optional[tls.PrivateKey] = None,
-                    image: Optional[str] = None) -> tuple[aws.ec2.Instance, tls.PrivateKey]:
+def create_instance(name: str, role: str, shape: InstanceShape, args: HostArgs, version: str,
+                    parent: pulumi.Resource, public: bool = False,
+                    key: Optional[tls.PrivateKey] = None) -> tuple[aws.ec2.Instance, tls.PrivateKey]:
     """The instance and its host key: `key` when given (the jump host keeps one across machines), else a new one
-    for this generation. `image` names an explicitly chosen image in the generation (the jump host's)."""
-    s = args.settings
+    for this generation."""
     # Everything that needs a new machine names it: a new type too (in place, AWS would stop every node of the
     # fleet at once; across architectures the replacement would keep the old image).
-    gen = generation(role, version, shape.instance_type, s.ami_id if role != "jumphost" else image,
-                     args.placement.key, s.ssh_public_key, s.os)
+    gen = generation(role, version, shape.instance_type, args.chosen_ami, args.placement.key, args.ssh_public_key,
+                     args.os)
     vm_name = f"{name}-{gen}"
     key = key or host_key(f"{vm_name}-hostkey", parent)
     # Secret: it carries the host's private key (docs/security.md says who can read user data).
@@ -155,7 +103,7 @@ def create_instance(name: str, role: str, shape: InstanceShape, args: NodeArgs, 
         metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
             http_tokens="required", http_endpoint="enabled", http_put_response_hop_limit=1),
         root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
-            encrypted=True, volume_type="gp3", volume_size=s.root_volume_gb, delete_on_termination=True),
+            encrypted=True, volume_type="gp3", volume_size=args.root_volume_gb, delete_on_termination=True),
         user_data=user_data,
         user_data_replace_on_change=True,
         # Attached in place (EC2 AssociateIamInstanceProfile): a running node gets it without a new machine.
@@ -190,10 +138,10 @@ def wait_for_sshd(name: str, host: pulumi.Input[str], via: Optional[remote.Conne
 class HostSteps:
     """Builds the remote steps of one host, all parented to its component."""
 
-    def __init__(self, name: str, instance: aws.ec2.Instance, key: tls.PrivateKey, args: NodeArgs,
+    def __init__(self, name: str, instance: aws.ec2.Instance, key: tls.PrivateKey, args: HostArgs,
                  parent: pulumi.Resource):
         self.name = name
-        self.user = args.settings.ssh_user
+        self.user = args.ssh_user
         self.parent = parent
         self.instance_id = instance.id
         self.connection = connection(instance.private_ip, self.user, args.ssh_private_key, key.public_key_openssh,
@@ -258,13 +206,13 @@ def host_name(stack: str, node: str) -> str:
     return f"{clean[:62 - len(node)].rstrip('-')}-{node}" if clean else node
 
 
-def install_command(s: Settings, mode: str, version: str, arch: str, with_nginx: bool = False) -> str:
+def install_command(w: WallarmArgs, mode: str, version: str, arch: str, with_nginx: bool = False) -> str:
     """The installer step's command text: version, architecture, URL, mode, cloud, group, pinned digest (no token)."""
     args = ["--version", version, "--arch", arch, "--url", render.installer_url(version, arch),
-            "--mode", mode, "--cloud", s.wallarm_cloud]
-    if s.wallarm_token_type == "api" and s.wallarm_node_group:  # the settings require a group with an api token
-        args += ["--group", s.wallarm_node_group]
-    digest = s.installer_sha256.get(f"{version}/{arch}")
+            "--mode", mode, "--cloud", w.cloud]
+    if w.token_type == "api" and w.node_group:  # the settings require a group with an api token
+        args += ["--group", w.node_group]
+    digest = w.installer_sha256.get(f"{version}/{arch}")
     if digest:
         args += ["--sha256", digest]
     if with_nginx:

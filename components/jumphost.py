@@ -12,14 +12,26 @@ do not change, so no node step runs again.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
 from pulumi_command import remote
 
-from .host import (HANDSHAKE_TRIES, PER_DIAL_TIMEOUT, Bastion, NodeArgs, connection, create_instance,
-                             host_key, wait_for_sshd)
+from .host import HANDSHAKE_TRIES, PER_DIAL_TIMEOUT, connection, create_instance, host_key, wait_for_sshd
+from .nodeargs import Bastion, HostArgs
+from .settings import InstanceShape
+
+
+@dataclasses.dataclass(frozen=True)
+class JumpHostArgs:
+    """What the jump host uses (the WallarmDeployment builds it from the settings, with jumpHost true)."""
+
+    host: HostArgs
+    """Its machine: image (chosen_ami is jumpHostAmiId), public subnet, groups, SSH."""
+    shape: InstanceShape
+    """jumpHostInstanceType and its architecture."""
 
 
 class JumpHost(pulumi.ComponentResource):
@@ -32,16 +44,11 @@ class JumpHost(pulumi.ComponentResource):
     bastion: Bastion
     """Its pinned connection and readiness, for the nodes' SSH waits."""
 
-    def __init__(self, name: str, args: NodeArgs, image: Optional[str] = None,
-                 opts: Optional[pulumi.ResourceOptions] = None):
-        """image: the explicitly chosen jumpHostAmiId (part of the machine's generation), or None."""
+    def __init__(self, name: str, args: JumpHostArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("wallarm:index:JumpHost", name, None, opts)
-        s = args.settings
-        if s.jump_host is None:
-            raise ValueError(f"{name}: the settings have no jump host (jumpHostInstanceType) to create")
+        h = args.host
         key = host_key(f"{name}-hostkey", self)
-        self.instance, _ = create_instance(name, "jumphost", s.jump_host, args, "jumphost", self, public=True,
-                                           key=key, image=image)
+        self.instance, _ = create_instance(name, "jumphost", args.shape, h, "jumphost", self, public=True, key=key)
         # An Elastic IP: a stop and start (maintenance, a new type) or a new machine would otherwise change the
         # address that every remote step's connection names, and every step on every node would run again.
         self.address = aws.ec2.Eip(f"{name}-address", domain="vpc", instance=self.instance.id,
@@ -52,7 +59,7 @@ class JumpHost(pulumi.ComponentResource):
         # Waits for the machine behind the address: a new machine (new image) waits again, through the EIP.
         ready = wait_for_sshd(name, self.public_ip, None, [self.instance.id, self.address.id], [self.address], self)
         self.proxy = remote.ProxyConnectionArgs(
-            host=self.public_ip, user=s.ssh_user, private_key=args.ssh_private_key, host_key=self.host_key,
+            host=self.public_ip, user=h.ssh_user, private_key=h.ssh_private_key, host_key=self.host_key,
             dial_error_limit=HANDSHAKE_TRIES, per_dial_timeout=PER_DIAL_TIMEOUT)
-        self.bastion = Bastion(connection(self.public_ip, s.ssh_user, args.ssh_private_key, self.host_key), ready)
+        self.bastion = Bastion(connection(self.public_ip, h.ssh_user, h.ssh_private_key, self.host_key), ready)
         self.register_outputs({"publicIp": self.public_ip, "hostKey": self.host_key})

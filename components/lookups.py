@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Callable, Optional
 if TYPE_CHECKING:
     import pulumi
 
-    from .settings import Settings
-
 # The commercial partition: the official Debian and Ubuntu images the program looks up (ami, below) are
 # published there; aws-cn, aws-us-gov and the isolated partitions need other accounts, images and endpoints.
 PARTITION = "aws"
@@ -170,15 +168,15 @@ IMAGES = {
 }
 
 
-def ami(s: Settings, arch: str, pinned: bool = True, opts: Optional[pulumi.InvokeOptions] = None) -> str:
-    """The AMI for an architecture: amiId when set (and `pinned`: the nodes, not the jump host), else the newest
+def ami(os: str, arch: str, ami_id: Optional[str] = None, opts: Optional[pulumi.InvokeOptions] = None) -> str:
+    """The AMI for an architecture: `ami_id` when set (amiId, for the nodes, not the jump host), else the newest
     official image of `os`. A running node keeps its image when a newer one is published (components/host.py);
     a new machine takes the one named here. opts: the AWS provider to ask (a WallarmDeployment's)."""
-    if s.ami_id and pinned:
-        return s.ami_id
+    if ami_id:
+        return ami_id
     import pulumi_aws as aws
 
-    owner, names = IMAGES[s.os]
+    owner, names = IMAGES[os]
     return aws.ec2.get_ami(
         owners=[owner], most_recent=True,
         filters=[{"name": "name", "values": [names[arch]]}, {"name": "architecture",

@@ -86,13 +86,10 @@ def install_agents(stack: str, region: str, nodes: Sequence[Any], access: AgentA
     """The agent step on every node (Postanalytics or FilteringNode, once configured)."""
     for node in nodes:
         role = "filtering" if node.name.startswith("filtering") else "postanalytics"
-        s = node.args.settings
+        a = node.args  # FilteringNodeArgs or PostanalyticsArgs: the role's own shape and version
         bundle = telemetry.agent_bundle(stack, role, host_name(stack, node.name), region,
-                                        telemetry.agent_package_url(region, s.filtering.arch
-                                                                    if role == "filtering"
-                                                                    else s.postanalytics.arch),
-                                        s.filtering_version if role == "filtering" else s.postanalytics_version,
-                                        telemetry.node_certificates(role, s.tls, s.mutual_tls),
+                                        telemetry.agent_package_url(region, a.shape.arch), a.version,
+                                        telemetry.node_certificates(role, a.wallarm.tls, a.wallarm.mutual_tls),
                                         script_text("cert_expiry.py"))
         node.agent = node.steps.agent(bundle, [node.configured, *access.log_groups])
 

@@ -19,8 +19,34 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_awsx as awsx
 
-from .host import Placement
-from .settings import Settings, SettingsError
+from .nodeargs import Placement
+from .settings import SettingsError
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkArgs:
+    """What the network and the placement use (the WallarmDeployment builds it from the settings)."""
+
+    vpc_id: Optional[str]
+    """vpcId; None: the program creates the VPC."""
+    public_subnet_ids: Sequence[str]
+    """publicSubnetIds (with vpcId): the load balancer's and the jump host's."""
+    private_subnet_ids: Sequence[str]
+    """privateSubnetIds (with vpcId): the nodes'."""
+    vpc_cidr: str
+    """vpcCidr: the created VPC's CIDR (with vpcId, used only when the look-up gives none)."""
+    availability_zone_count: int
+    """availabilityZoneCount: the zones of a created VPC."""
+    nat_gateways: str
+    """natGateways: single or perAz (a created VPC)."""
+    postanalytics_type: str
+    """postanalyticsInstanceType: only zones that offer it."""
+    postanalytics_count: int
+    filtering_type: str
+    """filteringInstanceType: only zones that offer it."""
+    filtering_count: int
+    jump_host_type: Optional[str]
+    """jumpHostInstanceType; None without a jump host."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +105,7 @@ def _place(key: str, instance_type: str, count: int, subnets: list[Subnet], kind
     return place(subnets, offered, count)
 
 
-def layout(s: Settings, invoke: Optional[pulumi.InvokeOptions] = None) -> Layout:
+def layout(s: NetworkArgs, invoke: Optional[pulumi.InvokeOptions] = None) -> Layout:
     """Looks up zones and subnets and places every node. Raises SettingsError; declares nothing.
     invoke: the AWS provider to ask (a WallarmDeployment's), None for the default provider."""
     if s.vpc_id:
@@ -115,12 +141,12 @@ def layout(s: Settings, invoke: Optional[pulumi.InvokeOptions] = None) -> Layout
         public = [Subnet(k, z, z) for k, z in enumerate(zones)]
         private = list(public)
     nodes = {
-        "postanalytics": _place("postanalyticsInstanceType", s.postanalytics.instance_type, s.postanalytics_count,
+        "postanalytics": _place("postanalyticsInstanceType", s.postanalytics_type, s.postanalytics_count,
                                 private, "private", invoke),
-        "filtering": _place("filteringInstanceType", s.filtering.instance_type, s.filtering_count, private, "private", invoke),
+        "filtering": _place("filteringInstanceType", s.filtering_type, s.filtering_count, private, "private", invoke),
     }
-    if s.jump_host:
-        nodes["jumphost"] = _place("jumpHostInstanceType", s.jump_host.instance_type, 1, public, "public", invoke)
+    if s.jump_host_type:
+        nodes["jumphost"] = _place("jumpHostInstanceType", s.jump_host_type, 1, public, "public", invoke)
     return Layout(zones, cidr, public, private, nodes)
 
 
@@ -132,7 +158,7 @@ class Network(pulumi.ComponentResource):
     public_subnet_ids: pulumi.Output[Sequence[str]]
     """Subnets of the load balancer and the jump host."""
 
-    def __init__(self, name: str, s: Settings, plan: Layout, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, s: NetworkArgs, plan: Layout, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("wallarm:index:Network", name, None, opts)
         self.plan, self.existing = plan, bool(s.vpc_id)
         private_ids: pulumi.Output[Sequence[str]]

@@ -38,3 +38,26 @@ def test_no_component_file_is_over_300_lines():
     long = {str(p.relative_to(ROOT)): n for p in (ROOT / "components").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 300}
     assert not long, long
+
+
+def _names_settings(path: Path) -> bool:
+    """Whether a module imports `Settings` (from any module) or reads it off one (`settings.Settings`)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                alias.name.split(".")[-1] == "Settings" for alias in node.names):
+            return True
+        if isinstance(node, ast.Attribute) and node.attr == "Settings":
+            return True
+    return False
+
+
+def test_only_the_deployment_reads_the_whole_settings():
+    """Guards against a component that takes the whole validated Settings again (issue 16: every component takes
+    its own typed Args): only the WallarmDeployment turns Settings into them, and settings/ itself defines it."""
+    allowed = {"deployment.py", "deploymentargs.py", "lookups.py"}
+    modules = [p for p in sorted((ROOT / "components").rglob("*.py"))
+               if p.name not in allowed and "settings" not in p.relative_to(ROOT / "components").parts[:-1]]
+    assert any(p.name == "host.py" for p in modules) and (ROOT / "components" / "settings").is_dir()
+    readers = [str(p.relative_to(ROOT)) for p in modules if _names_settings(p)]
+    assert not readers, f"{readers} take Settings: give the component its own Args, built in deployment.py"
+    assert _names_settings(ROOT / "components" / "deployment.py")  # the check sees an import where there is one
