@@ -27,7 +27,6 @@ import base64
 import functools
 import hashlib
 import json
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import pulumi
