@@ -62,3 +62,25 @@ def rogue_pair(cn: str) -> tuple[bytes, bytes]:
             .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+# A wstore.yaml edited by hand, with what a careless YAML round trip loses: comments, an anchor, YAML 1.1 values
+# (sexagesimal, boolean, octal, a float that reads as a string), a quoted string and a flow mapping.
+WSTORE_HOSTILE = """\
+# wstore settings, edited by hand
+service:
+    address: 0.0.0.0:3313      # the plain listener
+    protocol: tcp
+    TLS:
+        enabled: false         # TLS comes later
+defaults: &logdefaults
+    level: info
+    rotate: 1:30               # YAML 1.1 sexagesimal: 90
+logging: *logdefaults
+metrics:
+    enabled: off               # YAML 1.1 boolean
+    mode: 0640                 # YAML 1.1 octal: 416
+    version: 1.10              # a float, not "1.10"
+    quoted: 'yes'
+    flow: {a: 1, b: [x, y]}
+"""

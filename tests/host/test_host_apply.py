@@ -14,27 +14,9 @@ import yaml
 
 from components import render
 from harness.sandbox import APPLY_FILES, Sandbox
+from tests.helpers import WSTORE_HOSTILE
 
 CERT, KEY, CA = "-----BEGIN CERTIFICATE-----\nsrv\n", "-----BEGIN PRIVATE KEY-----\nk\n", "-----BEGIN CA-----\n"
-
-WSTORE_HOSTILE = """\
-# wstore settings, edited by hand
-service:
-    address: 0.0.0.0:3313      # the plain listener
-    protocol: tcp
-    TLS:
-        enabled: false         # TLS comes later
-defaults: &logdefaults
-    level: info
-    rotate: 1:30               # YAML 1.1 sexagesimal: 90
-logging: *logdefaults
-metrics:
-    enabled: off               # YAML 1.1 boolean
-    mode: 0640                 # YAML 1.1 octal: 416
-    version: 1.10              # a float, not "1.10"
-    quoted: 'yes'
-    flow: {a: 1, b: [x, y]}
-"""
 
 
 def pa_spec(ip: str = "10.0.1.5", arena: str = "1.0", tls: bool = True, mutual: bool = True) -> dict:

@@ -19,25 +19,12 @@ from components import filtering, host, postanalytics
 from harness.program import run_program, stack_config
 from scripts import yamledit
 from tests.conftest import program_run
+from tests.helpers import WSTORE_HOSTILE
 from tools.changes import changed
 
 ROOT = Path(__file__).resolve().parents[2]
 
-HOSTILE = """\
-# wstore settings, edited by hand
-service:
-    address: 0.0.0.0:3313      # the plain listener
-    TLS:
-        enabled: false         # TLS comes later
-defaults: &logdefaults
-    level: info
-    rotate: 1:30               # YAML 1.1 sexagesimal: 90
-logging: *logdefaults
-metrics:
-    enabled: off               # YAML 1.1 boolean
-    mode: 0640                 # YAML 1.1 octal: 416
-    flow: {a: 1, b: [x, y]}
-"""
+HOSTILE = WSTORE_HOSTILE
 
 
 def test_an_edit_replaces_one_value_and_inserts_a_missing_key_in_place():
@@ -51,7 +38,8 @@ def test_an_edit_replaces_one_value_and_inserts_a_missing_key_in_place():
     assert "        enabled: true         # TLS comes later\n        port: 6388\n" in text, text
     data = yaml.safe_load(text)
     assert data["service"]["TLS"] == {"enabled": True, "port": 6388}
-    assert data["metrics"] == {"enabled": False, "mode": 0o640, "flow": {"a": 1, "b": ["x", "y"], "c": "z"}}
+    assert data["metrics"] == {"enabled": False, "mode": 0o640, "version": 1.1, "quoted": "yes",
+                               "flow": {"a": 1, "b": ["x", "y"], "c": "z"}}
     assert data["logging"] == {"level": "info", "rotate": 90}
 
 
