@@ -137,7 +137,7 @@ def claims(old_urns: set[str], new_records: list[Recorded]) -> dict[str, str]:
         stack, project = _stack_project(parent_alias)
         if name.startswith(parent_name):
             name = _name(parent_alias) + name[len(parent_name):]
-        return f"urn:pulumi:{stack}::{project}::{_qualified_type(parent_alias)}${typ}::{name}"
+        return create_urn(name, typ, parent_alias, project, stack)
 
     def visit(r: Recorded) -> None:
         if r.urn in found or r.urn in via_alias:
