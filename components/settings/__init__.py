@@ -51,8 +51,9 @@ def load(lookup: ShapeLookup = aws_instance_shape, config: Optional[dict[str, An
     if config is None:
         config = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     e = Errors()
-    r = Reader(project, declared_keys(), config, e)
+    decls = declared_keys()
+    r = Reader(project, decls, config, e)
     values, given = r.typed(e)
-    return validate.validate(values, given, e, project=project, stack=pulumi.get_stack(),
+    return validate.validate(values, given, e, decls=decls, project=project, stack=pulumi.get_stack(),
                              region=config.get("aws:region") or "", wallarm_token=r.raw.get("wallarmToken") or None,
                              ssh_private_key=r.raw.get("sshPrivateKey") or None, lookup=lookup, aws_config=config)

@@ -51,8 +51,8 @@ def from_values(values: Mapping[str, Any], *, project: str, stack: str, region: 
             e.add(fail(key, value, "it is not a setting of this program" + did_you_mean(key, decls, "")))
         elif value is not None and value != "":
             given[key] = e.take(typed, key, decls[key], value)
-    return validate({k: v for k, v in given.items() if v is not None}, set(given), e, project=project, stack=stack,
-                    region=region, wallarm_token=wallarm_token, ssh_private_key=ssh_private_key, lookup=lookup,
+    return validate({k: v for k, v in given.items() if v is not None}, set(given), e, decls=decls, project=project,
+                    stack=stack, region=region, wallarm_token=wallarm_token, ssh_private_key=ssh_private_key, lookup=lookup,
                     aws_config={})
 
 
@@ -72,17 +72,19 @@ def typed(key: str, decl: dict, value: Any) -> Any:
     return parse(key, decl, value)
 
 
-def validate(values: dict[str, Any], given: set[str], e: Errors, *, project: str, stack: str, region: str,
-             wallarm_token: Any, ssh_private_key: Any, lookup: ShapeLookup, aws_config: Mapping[str, Any]) -> Settings:
+def validate(values: dict[str, Any], given: set[str], e: Errors, *, decls: dict[str, dict], project: str, stack: str,
+             region: str, wallarm_token: Any, ssh_private_key: Any, lookup: ShapeLookup,
+             aws_config: Mapping[str, Any]) -> Settings:
     """`values` holds the typed values set, `given` the keys set (one in `given` but not in `values` is refused
-    already, with its line in `e`); any other key takes its declared default."""
+    already, with its line in `e`); any other key takes its declared default (`decls`: declared_keys(), which the
+    caller has read already)."""
     e.take(region_check, "aws:region", region)
     values, given = dict(values), set(given)
     for key, secret in (("wallarmToken", wallarm_token), ("sshPrivateKey", ssh_private_key)):
         if secret is not None and not (isinstance(secret, str) and secret == ""):
             values[key] = secret
             given.add(key)
-    c = resolve(rules.apply(values, frozenset(given), e, declared_keys()), region, lookup, e)
+    c = resolve(rules.apply(values, frozenset(given), e, decls), region, lookup, e)
     for check in CROSS_CHECKS:
         for error in check(c):
             e.add(error)
