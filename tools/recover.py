@@ -17,6 +17,7 @@ import sys
 from typing import Optional
 
 from harness.program import run_program, stack_config
+from tools.aliases import engine_urns
 
 INSTANCE = "aws:ec2/instance:Instance"
 
@@ -27,7 +28,10 @@ def recovery_command(run, stack: str, node: str) -> str:
                  if r.inputs["tags"]["Role"] in ("filtering", "postanalytics")}
     if node not in instances:
         raise ValueError(f"no node {node!r} in stack {stack}; its nodes are {', '.join(sorted(instances))}")
-    return f"pulumi up --stack {stack} --policy-pack policy --replace '{instances[node].urn}'"
+    # The engine's URN, qualified by every parent's type (WallarmDeployment$FilteringNode$...): the mocks' URN names
+    # the nearest parent only, and `--replace` with it would name no resource of the stack.
+    urn = engine_urns(run.mocks.resources)[instances[node].urn]
+    return f"pulumi up --stack {stack} --policy-pack policy --replace '{urn}'"
 
 
 def main(argv: Optional[list[str]] = None) -> int:
